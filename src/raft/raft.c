@@ -713,7 +713,7 @@ static void send_now(raft *r, const raft_msg *m)
 /* Sends m once everything this member has accepted so far is durable. */
 static void send_after_persist(raft *r, const raft_msg *m)
 {
-    if (BUG(r, RAFT_BUG_ACK_BEFORE_PERSIST)) {
+    if (BUG(r, RAFT_BUG_ACK_BEFORE_PERSIST) && m->type == RAFT_MSG_APPEND_RESP) {
         send_now(r, m);
         return;
     }
@@ -1176,7 +1176,7 @@ static void handle_append(raft *r, const raft_msg *m)
     msg_init(r, &resp, RAFT_MSG_APPEND_RESP, m->from);
     if (m->log_index < r->commit) {
         resp.index = r->commit;
-        send_now(r, &resp); /* promises only committed (durable) entries */
+        send_after_persist(r, &resp); /* our committed entries may not be durable yet */
         return;
     }
     if (m->log_index > last_index(r) || m->log_index < r->base_index ||
@@ -1231,7 +1231,7 @@ static void handle_snapshot(raft *r, const raft_msg *m)
         /* we already have everything it covers */
         msg_init(r, &resp, RAFT_MSG_APPEND_RESP, m->from);
         resp.index = r->commit;
-        send_now(r, &resp);
+        send_after_persist(r, &resp);
         return;
     }
     msg_init(r, &resp, RAFT_MSG_SNAPSHOT_RESP, m->from);
