@@ -227,6 +227,8 @@ typedef struct progress {
     enum pr_state state;
     bool probe_sent;    /* PROBE: one append outstanding; wait for an answer */
     bool recent_active; /* heard from it since the last quorum check */
+    uint64_t heard_at;  /* leader: r->now + 1 at the broadcast of the newest heartbeat round
+                         * it answered in this term (0: none yet) */
     bool vote_answered, vote_granted;
     uint64_t sent_commit; /* highest commit index sent to it */
     uint64_t read_ack;    /* highest read round it acknowledged */
@@ -237,6 +239,7 @@ typedef struct progress {
     uint64_t snap_index, snap_acked, snap_stall_acked;
     uint32_t snap_stall;
     bool snap_chunk_out;
+    uint64_t snap_heard_at; /* r->now when it last answered a chunk of this transfer */
 } progress;
 
 typedef struct held_msg {
@@ -278,6 +281,7 @@ struct raft {
     uint32_t transfer_elapsed;
 
     /* ticks */
+    uint64_t now; /* ticks since start: the leader lease is measured in them */
     uint32_t election_elapsed;
     uint32_t heartbeat_elapsed;
     uint32_t randomized_timeout;
@@ -322,7 +326,9 @@ struct raft {
     /* reads */
     pending_read *reads;
     uint32_t n_reads, cap_reads;
-    uint64_t read_round;      /* last round broadcast */
+    uint64_t read_round;      /* last heartbeat round broadcast (every heartbeat is a round) */
+#define ROUND_TICKS 64
+    uint64_t round_tick[ROUND_TICKS]; /* r->now + 1 when round (i mod 64) went out */
     bool read_round_needed;   /* reads wait for a round not yet broadcast */
     raft_read_state *ready_reads;
     uint32_t n_ready_reads, cap_ready_reads;
@@ -561,11 +567,11 @@ static void prs_sync(raft *r)
         for (uint32_t j = 0; j < n_old; j++)
             if (old[j].id == ids[i]) {
                 found = &old[j];
-                old[j].id = 0; /* taken */
                 break;
             }
         if (found) {
             nprs[i] = *found;
+            found->id = 0; /* taken (after the copy: the kept progress keeps its id) */
         } else {
             memset(&nprs[i], 0, sizeof(progress));
             nprs[i].id = ids[i];
@@ -806,13 +812,28 @@ static void reads_on_commit_in_term(raft *r)
         }
 }
 
+/* Lease: a quorum answered a heartbeat round that was sent within the last
+ * election timeout. Each of them reset its election timer after we sent it,
+ * so none grants a vote for another election_ticks ticks of its clock
+ * (in_lease). The time is taken at the send, not at the answer, because the
+ * answer can be delayed arbitrarily. CheckQuorum alone is not enough: it
+ * notices a lost quorum only at the end of the next whole election timeout,
+ * by when the others may have elected a new leader. */
+static bool pred_heard_recently(const raft *r, const progress *pr, uint64_t arg)
+{
+    (void)arg;
+    return pr->id == r->cfg.id ||
+           (pr->heard_at != 0 && r->now + 1 - pr->heard_at < r->cfg.election_ticks);
+}
+
 static int leader_read(raft *r, raft_id from, uint64_t context)
 {
     if (BUG(r, RAFT_BUG_STALE_READ)) {
         read_ready(r, from, context, r->commit);
         return 0;
     }
-    if (r->cfg.read_mode == RAFT_READ_LEASE && r->cfg.check_quorum && committed_in_term(r)) {
+    if (r->cfg.read_mode == RAFT_READ_LEASE && r->cfg.check_quorum && committed_in_term(r) &&
+        joint_result(r, pred_heard_recently, NULL, 0) == VOTE_WON) {
         read_ready(r, from, context, r->commit);
         return 0;
     }
@@ -974,6 +995,7 @@ static void become_leader(raft *r)
         pr->state = PR_PROBE;
         pr->probe_sent = false;
         pr->recent_active = pr->id == r->cfg.id;
+        pr->heard_at = 0;
         pr->sent_commit = 0;
         pr->read_ack = 0;
         pr_inflight_reset(pr);
@@ -1323,6 +1345,10 @@ static void handle_append_resp(raft *r, progress *pr, const raft_msg *m)
             return;
     } else if (pr->state == PR_PROBE) {
         pr->probe_sent = false;
+    } else {
+        /* an append that carried no new entries (only the commit index) is
+         * answered with index == match: it is no longer in flight either */
+        pr_free_inflight_to(r, pr, m->index);
     }
     if (r->transferee == pr->id && pr->match == last_index(r))
         send_timeout_now(r, pr->id);
@@ -1333,6 +1359,7 @@ static void handle_snapshot_resp(raft *r, progress *pr, const raft_msg *m)
     pr->recent_active = true;
     if (pr->state != PR_SNAPSHOT || m->log_index != pr->snap_index)
         return;
+    pr->snap_heard_at = r->now;
     pr->snap_chunk_out = false;
     if (m->reject) {
         pr->snap_acked = m->index <= r->snap.size ? m->index : 0;
@@ -1360,6 +1387,22 @@ static void handle_heartbeat_resp(raft *r, progress *pr, const raft_msg *m)
         pr->inflight_start = (pr->inflight_start + 1) % r->cfg.max_inflight_msgs;
         pr->inflight_count--;
     }
+    if (pr->state == PR_REPLICATE && pr->match < last_index(r)) {
+        /* Appends to it may have been lost, and with no new proposal nothing
+         * else would tell: an empty append at next - 1 is accepted behind the
+         * ones in flight, or rejected (then we probe from its match). */
+        uint64_t prev = pr->next - 1;
+        if (prev < r->base_index || (prev > 0 && term_at(r, prev) == 0)) {
+            pr_become_probe(r, pr);
+        } else {
+            raft_msg a;
+            msg_init(r, &a, RAFT_MSG_APPEND, pr->id);
+            a.log_index = prev;
+            a.log_term = term_at(r, prev);
+            a.commit = r->commit;
+            send_now(r, &a);
+        }
+    }
     if (pr->state == PR_SNAPSHOT && pr->snap_chunk_out) {
         /* two beats without progress: the chunk or its answer was lost */
         if (pr->snap_stall_acked == pr->snap_acked) {
@@ -1372,6 +1415,8 @@ static void handle_heartbeat_resp(raft *r, progress *pr, const raft_msg *m)
     }
     if (m->context > pr->read_ack) {
         pr->read_ack = m->context;
+        if (m->context + ROUND_TICKS > r->read_round)
+            pr->heard_at = r->round_tick[m->context % ROUND_TICKS];
         reads_advance(r);
     }
 }
@@ -1487,6 +1532,11 @@ static bool msg_valid(const raft *r, const raft_msg *m)
         const raft_entry *e = &m->entries[i];
         if (e->type > RAFT_ENTRY_CONF || (e->len > 0 && !e->data))
             return false;
+        if (e->type == RAFT_ENTRY_CONF) {
+            raft_conf c; /* a configuration that does not decode would be skipped at commit */
+            if (raft_conf_decode(&c, e->data, e->len) != 0)
+                return false;
+        }
         if (m->type == RAFT_MSG_APPEND) {
             if (e->index != m->log_index + 1 + i || e->term > m->term || e->term < m->log_term)
                 return false;
@@ -1598,7 +1648,26 @@ static void pr_become_snapshot(raft *r, progress *pr)
     pr->snap_index = r->snap.index;
     pr->snap_acked = 0;
     pr->snap_chunk_out = false;
+    pr->snap_heard_at = r->now;
     pr_inflight_reset(pr);
+}
+
+/* Leader: a follower is receiving our current snapshot and answered a chunk
+ * within the last two election timeouts. A new snapshot would restart that
+ * transfer from offset 0 (send_chunk), so none is asked for meanwhile:
+ * otherwise a follower never catches up when a transfer takes longer than
+ * the leader needs to apply snapshot_entries entries. */
+static bool snapshot_pinned(const raft *r)
+{
+    if (r->role != RAFT_LEADER)
+        return false;
+    for (uint32_t i = 0; i < r->n_prs; i++) {
+        const progress *pr = &r->prs[i];
+        if (pr->state == PR_SNAPSHOT && pr->snap_index == r->snap.index &&
+            r->now - pr->snap_heard_at < 2 * (uint64_t)r->cfg.election_ticks)
+            return true;
+    }
+    return false;
 }
 
 /* Does the leader owe pr an append (or a chunk)? */
@@ -1662,8 +1731,13 @@ static void send_appends(raft *r, progress *pr)
     }
 }
 
+/* Every heartbeat broadcast is a new read round: an answer to it proves we
+ * were still leader when it was sent (confirming the reads queued before). */
 static void bcast_heartbeat(raft *r)
 {
+    r->read_round++;
+    r->round_tick[r->read_round % ROUND_TICKS] = r->now + 1;
+    r->read_round_needed = false;
     for (uint32_t i = 0; i < r->n_prs; i++) {
         progress *pr = &r->prs[i];
         if (pr->id == r->cfg.id)
@@ -1679,8 +1753,6 @@ static void bcast_heartbeat(raft *r)
 static void leader_flush(raft *r)
 {
     if (r->read_round_needed) {
-        r->read_round++;
-        r->read_round_needed = false;
         bcast_heartbeat(r);
         reads_advance(r);
     }
@@ -1709,6 +1781,7 @@ static bool removed(const raft *r)
 void raft_tick(raft *r)
 {
     assert(!r->in_ready);
+    r->now++;
     if (r->role != RAFT_LEADER) {
         r->election_elapsed++;
         if (promotable(r) && r->election_elapsed >= r->randomized_timeout) {
@@ -1736,6 +1809,7 @@ void raft_tick(raft *r)
     if (r->heartbeat_elapsed >= r->cfg.heartbeat_ticks) {
         r->heartbeat_elapsed = 0;
         bcast_heartbeat(r);
+        reads_advance(r); /* a single voter confirms its own rounds */
     }
 }
 
@@ -1990,7 +2064,8 @@ void raft_ready(raft *r, struct raft_ready *rd)
 
     uint64_t applied_after = r->applied + rd->n_committed;
     rd->want_snapshot = r->cfg.snapshot_entries > 0 &&
-                        applied_after >= r->snap.index + r->cfg.snapshot_entries;
+                        applied_after >= r->snap.index + r->cfg.snapshot_entries &&
+                        !snapshot_pinned(r);
     rd->leader_changed = r->lead != r->reported_lead;
     rd->leader = r->lead;
     rd->conf_changed = r->conf_version != r->reported_conf_version;
@@ -2045,8 +2120,10 @@ void raft_persisted(raft *r, uint64_t seq)
             }
         }
     }
-    memmove(r->batches, r->batches + done, (r->n_batches - done) * sizeof(batch_rec));
-    r->n_batches -= done;
+    if (done > 0) { /* (batches may still be NULL: no memmove on it) */
+        memmove(r->batches, r->batches + done, (r->n_batches - done) * sizeof(batch_rec));
+        r->n_batches -= done;
+    }
 
     uint32_t keep = 0;
     for (uint32_t i = 0; i < r->n_held; i++) {
@@ -2114,8 +2191,14 @@ raft *raft_new(const raft_config *cfg, const raft_conf *bootstrap, const raft_re
     }
     r->term = rs->hard_state.term;
     r->vote = rs->hard_state.vote;
-    if (last_term(r) > r->term)
-        return fail_new(r, err, errlen, "restored log has a term above the hard state's");
+    if (last_term(r) > r->term) {
+        /* A crash kept a batch's entries but not the hard state written after
+         * them (a torn write). No vote of that term can have left: votes go
+         * out only once the hard state holding them is durable. So adopt the
+         * log's term with no vote. */
+        r->term = last_term(r);
+        r->vote = 0;
+    }
     uint64_t commit = rs->hard_state.commit;
     if (commit < r->snap.index)
         commit = r->snap.index;

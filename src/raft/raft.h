@@ -175,7 +175,7 @@ enum raft_msg_type {
     RAFT_MSG_HEARTBEAT,         /* commit (capped at the follower's match); context = read round */
     RAFT_MSG_HEARTBEAT_RESP,    /* context echoed */
     RAFT_MSG_SNAPSHOT,          /* one chunk: snapshot index/term in log_index/log_term */
-    RAFT_MSG_SNAPSHOT_RESP,     /* offset = bytes received so far; reject = restart at 0 */
+    RAFT_MSG_SNAPSHOT_RESP,     /* index = bytes received so far; reject: resend from index */
     RAFT_MSG_TIMEOUT_NOW,       /* leadership transfer: campaign now */
     RAFT_MSG_PROPOSE,           /* a follower forwards proposals to the leader */
     RAFT_MSG_READ_INDEX,        /* a follower forwards a read; context = its request id */
@@ -276,8 +276,14 @@ typedef struct raft_restore {
 
 /* Creates a member. For a brand-new cluster, pass bootstrap = the initial
  * configuration and an empty restore: every founding member must pass the
- * same one (it becomes the conf at index 0). Otherwise bootstrap is NULL
- * and the configuration comes from the snapshot and the log.
+ * same one. It becomes a committed RAFT_ENTRY_CONF entry at index 1, term 1
+ * (persisted and applied through the first batches like any other), so the
+ * first election is for term 2. bootstrap is ignored when the restore holds
+ * any state. A member added later starts with bootstrap NULL and an empty
+ * restore and learns the configuration from the leader.
+ * If the restored log ends in a term above the hard state's (a crash kept a
+ * batch's entries but not its hard state), the log's term is adopted with no
+ * vote: no vote in that term can have left before the hard state was durable.
  * Returns NULL on bad arguments (id 0, heartbeat >= election, inconsistent
  * restore) or allocation failure, with a reason in err. */
 raft *raft_new(const raft_config *cfg, const raft_conf *bootstrap, const raft_restore *rs,

@@ -1,0 +1,304 @@
+/*
+ * ReadIndex: one heartbeat round confirms a whole batch of reads; a leader
+ * that cannot reach a majority confirms nothing and fails its reads when it
+ * steps down; a new leader waits for its first commit; followers forward
+ * reads; lease mode answers without a round.
+ */
+#include <string.h>
+
+#include "raft_tests.h"
+
+static bool has_read(fx *f, raft_id id, uint64_t ctx, uint64_t *index)
+{
+    fx_node *n = fx_node_of(f, id);
+    for (size_t i = 0; i < n->n_reads; i++)
+        if (n->reads[i].context == ctx) {
+            if (index)
+                *index = n->reads[i].index;
+            return true;
+        }
+    return false;
+}
+
+static bool has_failed_read(fx *f, raft_id id, uint64_t ctx)
+{
+    fx_node *n = fx_node_of(f, id);
+    for (size_t i = 0; i < n->n_failed; i++)
+        if (n->failed_reads[i] == ctx)
+            return true;
+    return false;
+}
+
+static bool has_context(const raft_msg *m, const void *arg)
+{
+    (void)arg;
+    return m->context != 0;
+}
+
+/* Ten reads issued before one raft_ready: one heartbeat per follower
+ * confirms them all. */
+static void test_reads_batched_into_one_heartbeat_round(void **state)
+{
+    (void)state;
+    raft_config c = fx_config();
+    fx *f = fx_new(3, &c);
+    fx_elect(f, 1);
+    assert_int_equal(fx_propose(f, 1, "a"), 0);
+    fx_stabilize(f);
+    uint64_t commit = fx_commit(f, 1);
+    assert_int_equal(commit, IDX(2));
+
+    size_t mark = fx_mark(f);
+    for (uint64_t ctx = 100; ctx < 110; ctx++)
+        assert_int_equal(raft_read_index(fx_raft(f, 1), ctx), 0);
+    fx_ready(f, 1);
+    assert_int_equal(fx_last_batch(f, 1)->n_reads, 0); /* not confirmed yet */
+    assert_int_equal(fx_count(f, mark, MSG(RAFT_MSG_HEARTBEAT, 1, 2)), 1);
+    assert_int_equal(fx_count(f, mark, MSG(RAFT_MSG_HEARTBEAT, 1, 3)), 1);
+    const fx_sent *hb = fx_find(f, mark, MSG(RAFT_MSG_HEARTBEAT, 1, 2), 0);
+    assert_int_not_equal(hb->m.context, 0);
+    fx_stabilize(f);
+    /* The followers echo the round. */
+    const fx_sent *resp = fx_find(f, mark, MSG(RAFT_MSG_HEARTBEAT_RESP, 2, 1), 0);
+    assert_non_null(resp);
+    assert_int_equal(resp->m.context, hb->m.context);
+    /* All ten come out, at the commit index. */
+    for (uint64_t ctx = 100; ctx < 110; ctx++) {
+        uint64_t index = 0;
+        assert_true(has_read(f, 1, ctx, &index));
+        assert_int_equal(index, commit);
+    }
+    assert_int_equal(fx_node_of(f, 1)->n_reads, 10);
+    assert_int_equal(fx_count(f, mark, MSG(RAFT_MSG_HEARTBEAT, 0, 0)), 2);
+    assert_int_equal(fx_count(f, mark, MSG(RAFT_MSG_APPEND, 0, 0)), 0);
+    assert_int_equal(fx_last_index(f, 1), IDX(2)); /* nothing written to the log */
+
+    /* One answer is a majority with the leader: the round completes with 3 away. */
+    fx_isolate(f, 3);
+    assert_int_equal(raft_read_index(fx_raft(f, 1), 200), 0);
+    fx_stabilize(f);
+    assert_true(has_read(f, 1, 200, NULL));
+    fx_free(f);
+}
+
+/* A leader cut off from the majority confirms no read; when CheckQuorum
+ * makes it step down, the read is failed. */
+static void test_isolated_leader_does_not_confirm_reads(void **state)
+{
+    (void)state;
+    raft_config c = fx_config();
+    fx *f = fx_new(3, &c);
+    fx_elect(f, 1);
+    fx_tick(f, 0, 2);
+    fx_isolate(f, 1);
+    assert_int_equal(raft_read_index(fx_raft(f, 1), 7), 0);
+    fx_stabilize(f);
+    assert_false(has_read(f, 1, 7, NULL));
+    int t = 0;
+    while (fx_role(f, 1) == RAFT_LEADER) {
+        fx_tick(f, 1, 1);
+        assert_false(has_read(f, 1, 7, NULL));
+        assert_true(++t <= 2 * (int)c.election_ticks);
+    }
+    fx_ready_all(f);
+    assert_false(has_read(f, 1, 7, NULL));
+    assert_true(has_failed_read(f, 1, 7));
+    fx_free(f);
+}
+
+/* Without CheckQuorum the deposed leader learns of the new term from the
+ * others, steps down, and fails its pending reads. */
+static void test_reads_failed_when_leader_deposed(void **state)
+{
+    (void)state;
+    raft_config c = fx_config();
+    c.check_quorum = false;
+    fx *f = fx_new(3, &c);
+    fx_elect(f, 1);
+    fx_isolate(f, 1);
+    assert_int_equal(raft_read_index(fx_raft(f, 1), 9), 0);
+    assert_int_equal(raft_read_index(fx_raft(f, 1), 10), 0);
+    fx_stabilize(f);
+    fx_elect(f, 2);
+    fx_heal(f);
+    fx_tick(f, 2, 1);
+    fx_ready_all(f);
+    assert_int_equal(fx_role(f, 1), RAFT_FOLLOWER);
+    assert_int_equal(fx_term(f, 1), TERM(2));
+    assert_true(has_failed_read(f, 1, 9));
+    assert_true(has_failed_read(f, 1, 10));
+    assert_false(has_read(f, 1, 9, NULL));
+    assert_false(has_read(f, 1, 10, NULL));
+    fx_free(f);
+}
+
+/* A new leader does not know the commit index until an entry of its own
+ * term commits: its reads wait for that. */
+static void test_new_leader_reads_wait_for_first_commit(void **state)
+{
+    (void)state;
+    raft_config c = fx_config();
+    c.pre_vote = false;
+    c.check_quorum = false;
+    fx *f = fx_new(3, &c);
+    fx_elect(f, 1);
+    assert_int_equal(fx_propose(f, 1, "a"), 0);
+    fx_stabilize(f);
+    int hold = fx_hold(f, (fx_match){.type = RAFT_MSG_APPEND, .from = 2});
+    fx_elect(f, 2);
+    assert_int_equal(fx_term(f, 2), TERM(2));
+    uint64_t own = fx_last_index(f, 2);
+    assert_int_equal(raft_log_term(fx_raft(f, 2), own), TERM(2));
+    assert_true(fx_commit(f, 2) < own);
+
+    int rc = raft_read_index(fx_raft(f, 2), 55);
+    assert_int_equal(rc, 0);
+    fx_stabilize(f);
+    fx_tick(f, 2, 2);
+    assert_false(has_read(f, 2, 55, NULL));
+    assert_false(has_failed_read(f, 2, 55));
+
+    fx_release(f, hold);
+    fx_stabilize(f);
+    fx_tick(f, 2, 1);
+    uint64_t index = 0;
+    assert_true(has_read(f, 2, 55, &index));
+    assert_true(index >= own);
+    fx_free(f);
+}
+
+/* A follower's read goes to the leader, which confirms it with a heartbeat
+ * round and answers with its commit index. Without a leader: ENOLEADER. */
+static void test_follower_read_is_forwarded(void **state)
+{
+    (void)state;
+    raft_config c = fx_config();
+    fx *f = fx_new(3, &c);
+    assert_int_equal(raft_read_index(fx_raft(f, 2), 1), RAFT_ENOLEADER);
+    fx_elect(f, 1);
+    assert_int_equal(fx_propose(f, 1, "a"), 0);
+    fx_stabilize(f);
+    size_t mark = fx_mark(f);
+    assert_int_equal(raft_read_index(fx_raft(f, 2), 77), 0);
+    fx_stabilize(f);
+    const fx_sent *req = fx_find(f, mark, MSG(RAFT_MSG_READ_INDEX, 2, 1), 0);
+    assert_non_null(req);
+    const fx_sent *hb = fx_find(
+        f, req->ordinal, (fx_match){.type = RAFT_MSG_HEARTBEAT, .from = 1, .pred = has_context}, 0);
+    assert_non_null(hb);
+    const fx_sent *resp = fx_find(f, mark, MSG(RAFT_MSG_READ_INDEX_RESP, 1, 2), 0);
+    assert_non_null(resp);
+    assert_true(resp->ordinal > hb->ordinal);
+    assert_false(resp->m.reject);
+    assert_int_equal(resp->m.index, IDX(2));
+    assert_int_equal(resp->m.context, req->m.context);
+    uint64_t index = 0;
+    assert_true(has_read(f, 2, 77, &index));
+    assert_int_equal(index, IDX(2));
+    assert_false(has_read(f, 1, 77, NULL));
+    fx_free(f);
+}
+
+/* Lease reads: the leader answers at once while it has heard from a
+ * majority within the election timeout; not after. */
+static void test_lease_read_without_round(void **state)
+{
+    (void)state;
+    raft_config c = fx_config();
+    c.read_mode = RAFT_READ_LEASE;
+    fx *f = fx_new(3, &c);
+    fx_elect(f, 1);
+    fx_tick(f, 0, 2);
+    size_t mark = fx_mark(f);
+    assert_int_equal(raft_read_index(fx_raft(f, 1), 5), 0);
+    fx_ready_all(f);
+    uint64_t index = 0;
+    assert_true(has_read(f, 1, 5, &index));
+    assert_int_equal(index, fx_commit(f, 1));
+    assert_int_equal(fx_count(f, mark, (fx_match){0}), 0);
+
+    /* An election timeout without hearing a majority: no lease. */
+    fx_isolate(f, 1);
+    fx_tick(f, 1, (int)c.election_ticks);
+    if (fx_role(f, 1) == RAFT_LEADER) {
+        int rc = raft_read_index(fx_raft(f, 1), 6);
+        assert_true(rc == 0 || rc == RAFT_ENOLEADER);
+        fx_stabilize(f);
+        assert_false(has_read(f, 1, 6, NULL));
+    }
+    fx_free(f);
+}
+
+/* Lease reads are never stale: once the majority, cut off from the leader,
+ * has elected a new leader and committed a write, the old leader (which may
+ * not have noticed yet) must not answer a lease read. Several seeds, so
+ * that the elections fall at different ticks. */
+static void test_lease_read_never_stale_after_partition(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 30; seed++) {
+        raft_config c = fx_config();
+        c.read_mode = RAFT_READ_LEASE;
+        c.seed = seed;
+        fx *f = fx_new(3, &c);
+        fx_elect(f, 1);
+        fx_tick(f, 0, 3);
+        fx_isolate(f, 1);
+        uint64_t ctx = 1000;
+        bool written = false;
+        for (int t = 0; t < 4 * (int)c.election_ticks && fx_role(f, 1) == RAFT_LEADER; t++) {
+            fx_tick(f, 0, 1);
+            raft_id l = fx_role(f, 2) == RAFT_LEADER ? 2 : fx_role(f, 3) == RAFT_LEADER ? 3 : 0;
+            if (l && !written) {
+                assert_int_equal(fx_propose(f, l, "w"), 0);
+                fx_stabilize(f);
+                written = fx_applied(f, l, "w");
+            }
+            if (written && fx_role(f, 1) == RAFT_LEADER) {
+                /* "w" is committed elsewhere; 1 cannot know it. */
+                int rc = raft_read_index(fx_raft(f, 1), ++ctx);
+                assert_true(rc == 0 || rc == RAFT_EBUSY);
+                fx_ready_all(f);
+                if (has_read(f, 1, ctx, NULL))
+                    fail_msg("seed %llu: stale lease read on the deposed leader at tick %d",
+                             (unsigned long long)seed, t);
+            }
+        }
+        fx_free(f);
+    }
+}
+
+/* The queue of reads is bounded by max_pending_reads. */
+static void test_pending_reads_are_bounded(void **state)
+{
+    (void)state;
+    raft_config c = fx_config();
+    c.max_pending_reads = 4;
+    fx *f = fx_new(3, &c);
+    fx_elect(f, 1);
+    fx_isolate(f, 1);
+    for (uint64_t ctx = 1; ctx <= 4; ctx++) {
+        assert_int_equal(raft_read_index(fx_raft(f, 1), ctx), 0);
+        fx_stabilize(f);
+    }
+    assert_int_equal(raft_read_index(fx_raft(f, 1), 5), RAFT_EBUSY);
+    fx_heal(f);
+    fx_tick(f, 1, 1);
+    for (uint64_t ctx = 1; ctx <= 4; ctx++)
+        assert_true(has_read(f, 1, ctx, NULL));
+    assert_int_equal(raft_read_index(fx_raft(f, 1), 6), 0);
+    fx_free(f);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_reads_batched_into_one_heartbeat_round),
+    cmocka_unit_test(test_isolated_leader_does_not_confirm_reads),
+    cmocka_unit_test(test_reads_failed_when_leader_deposed),
+    cmocka_unit_test(test_new_leader_reads_wait_for_first_commit),
+    cmocka_unit_test(test_follower_read_is_forwarded),
+    cmocka_unit_test(test_lease_read_without_round),
+    cmocka_unit_test(test_lease_read_never_stale_after_partition),
+    cmocka_unit_test(test_pending_reads_are_bounded),
+};
+
+RAFT_TEST_GROUP(raft_read_group, "read", tests);

@@ -1,0 +1,326 @@
+/*
+ * Snapshots: when the core asks for one, log compaction with trailing
+ * entries, and InstallSnapshot in chunks to a follower that is too far
+ * behind (lost chunks, durability of chunk acknowledgements, catching up
+ * by appends afterwards).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "raft_tests.h"
+
+static raft_config snap_config(void)
+{
+    raft_config c = fx_config();
+    c.snapshot_entries = 5;
+    c.trailing_entries = 2;
+    c.snapshot_chunk_bytes = 64;
+    return c;
+}
+
+static void propose_n(fx *f, raft_id leader, int n, const char *prefix)
+{
+    char buf[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(buf, sizeof buf, "%s%d", prefix, i);
+        assert_int_equal(fx_propose(f, leader, buf), 0);
+        fx_stabilize(f);
+    }
+}
+
+/* The core asks for a snapshot once snapshot_entries entries were applied
+ * since the last one; raft_snapshot_taken compacts the log, keeping
+ * trailing_entries entries before the snapshot's index. */
+static void test_snapshot_request_and_compaction(void **state)
+{
+    (void)state;
+    raft_config c = snap_config();
+    fx *f = fx_new(3, &c);
+    for (raft_id id = 1; id <= 3; id++)
+        fx_node_of(f, id)->auto_snapshot = false;
+    fx_elect(f, 1);
+    fx_node *n = fx_node_of(f, 1);
+    /* Up to applied index 4: no request. */
+    while (n->sm_applied < 4) {
+        assert_int_equal(fx_propose(f, 1, "a"), 0);
+        fx_stabilize(f);
+    }
+    fx_tick(f, 0, 1);
+    assert_int_equal(n->sm_applied, 4);
+    for (size_t i = 0; i < n->n_batches; i++)
+        assert_false(n->batches[i].want_snapshot);
+    propose_n(f, 1, 1, "b");
+    fx_tick(f, 0, 1);
+    assert_int_equal(n->sm_applied, 5);
+    /* Asked for, but never before 5 entries were applied. */
+    uint64_t applied = 0;
+    bool wanted = false;
+    for (size_t i = 0; i < n->n_batches; i++) {
+        if (n->batches[i].n_committed)
+            applied = n->batches[i].last_committed;
+        if (n->batches[i].want_snapshot)
+            assert_true(applied >= 5);
+        wanted |= n->batches[i].want_snapshot;
+    }
+    assert_true(wanted);
+
+    raft_status before = fx_status(f, 1);
+    assert_int_equal(before.snapshot_index, 0);
+    assert_int_equal(before.first_index, 1);
+    fx_take_snapshot(f, 1);
+    raft_status st = fx_status(f, 1);
+    assert_int_equal(st.snapshot_index, 5);
+    assert_int_equal(st.snapshot_term, TERM(1));
+    assert_int_equal(st.first_index, 5 - 2 + 1);
+    assert_int_equal(st.last_index, before.last_index);
+    const raft_entry *e;
+    assert_int_equal(raft_log_entry(fx_raft(f, 1), 3, &e), RAFT_ECOMPACTED);
+    assert_int_equal(raft_log_term(fx_raft(f, 1), 2), 0);
+    assert_int_equal(raft_log_entry(fx_raft(f, 1), 4, &e), 0);
+    assert_int_equal(e->index, 4);
+    assert_int_equal(raft_log_term(fx_raft(f, 1), 5), TERM(1));
+    assert_int_equal(raft_log_entry(fx_raft(f, 1), st.last_index + 1, &e), RAFT_EINVAL);
+
+    /* No new request until five more entries are applied. */
+    fx_stabilize(f);
+    size_t from = n->n_batches;
+    propose_n(f, 1, 3, "c");
+    fx_tick(f, 0, 1);
+    for (size_t i = from; i < n->n_batches; i++)
+        assert_false(n->batches[i].want_snapshot);
+    propose_n(f, 1, 2, "d");
+    fx_tick(f, 0, 1);
+    bool asked = false;
+    for (size_t i = from; i < n->n_batches; i++)
+        asked |= n->batches[i].want_snapshot;
+    assert_true(asked);
+
+    /* A snapshot beyond the applied index is refused. */
+    assert_int_equal(raft_snapshot_taken(fx_raft(f, 1), n->sm_applied + 1, 200), RAFT_EINVAL);
+    /* The compacted member keeps replicating. */
+    propose_n(f, 1, 1, "e");
+    fx_tick(f, 0, 1);
+    for (raft_id id = 1; id <= 3; id++)
+        assert_true(fx_applied(f, id, "e0"));
+    fx_free(f);
+}
+
+/* Isolates 3, commits `n` entries on 1 and 2 (both compact), heals. */
+static fx *lagging_follower(int n, raft_config *out_cfg)
+{
+    raft_config c = snap_config();
+    fx *f = fx_new(3, &c);
+    fx_elect(f, 1);
+    fx_isolate(f, 3);
+    propose_n(f, 1, n, "v");
+    fx_tick(f, 1, 1);
+    assert_true(fx_node_of(f, 1)->snapshots_taken >= 1);
+    assert_true(fx_status(f, 1).first_index > IDX(2));
+    assert_int_equal(fx_last_index(f, 3), IDX(1));
+    if (out_cfg)
+        *out_cfg = c;
+    return f;
+}
+
+typedef struct chunk_seen {
+    uint64_t offset;
+    uint32_t len;
+    bool done;
+} chunk_seen;
+
+/* A follower whose next entry was compacted away gets the snapshot in
+ * chunks of snapshot_chunk_bytes, in order, the last marked done; its
+ * batches carry the chunks and then the install; then it catches up by
+ * appends. */
+static void test_snapshot_sent_in_chunks(void **state)
+{
+    (void)state;
+    raft_config c;
+    fx *f = lagging_follower(20, &c);
+    fx_node *l = fx_node_of(f, 1);
+    uint64_t snap_index = l->dsnap.index;
+    uint64_t snap_term = l->dsnap.term;
+    assert_int_equal(l->dsnap.size, 200);
+
+    fx_heal(f);
+    size_t mark = fx_mark(f);
+    for (int t = 0; t < 10 && fx_node_of(f, 3)->snapshots_installed == 0; t++)
+        fx_tick(f, 1, 1);
+    assert_int_equal(fx_node_of(f, 3)->snapshots_installed, 1);
+
+    /* The chunks as sent: 64, 64, 64, 8 bytes. */
+    fx_match snap = MSG(RAFT_MSG_SNAPSHOT, 1, 3);
+    size_t n = fx_count(f, mark, snap);
+    assert_int_equal(n, 4);
+    for (size_t k = 0; k < n; k++) {
+        const fx_sent *s = fx_find(f, mark, snap, k);
+        assert_int_equal(s->m.offset, 64 * k);
+        assert_int_equal(s->m.len, k < 3 ? 64 : 8);
+        assert_int_equal(s->m.done, k == 3);
+        assert_int_equal(s->m.log_index, snap_index);
+        assert_int_equal(s->m.log_term, snap_term);
+        assert_int_equal(s->m.snapshot_size, 200);
+        raft_conf want = fx_mkconf("1,2,3", NULL);
+        assert_true(fx_conf_equal(&s->m.conf, &want));
+        assert_int_equal(s->m.term, fx_term(f, 1));
+    }
+    /* Each chunk was acknowledged with the bytes received so far (in
+     * `index`, raft_msg's "SNAPSHOT_RESP: ack"), for this snapshot. */
+    fx_match ack = MSG(RAFT_MSG_SNAPSHOT_RESP, 3, 1);
+    assert_int_equal(fx_count(f, mark, ack), 4);
+    for (size_t k = 0; k < 4; k++) {
+        const fx_sent *a = fx_find(f, mark, ack, k);
+        assert_false(a->m.reject);
+        assert_int_equal(a->m.index, k < 3 ? 64 * (k + 1) : 200);
+        assert_int_equal(a->m.log_index, snap_index);
+    }
+
+    /* The follower's batches: the chunks at their offsets, then the install. */
+    fx_node *fo = fx_node_of(f, 3);
+    uint64_t expect_off = 0;
+    bool installed = false;
+    for (size_t i = 0; i < fo->n_batches; i++) {
+        const fx_batch_rec *b = &fo->batches[i];
+        if (b->has_chunk) {
+            assert_false(installed);
+            assert_int_equal(b->chunk_index, snap_index);
+            assert_int_equal(b->chunk_offset, expect_off);
+            expect_off += b->chunk_len;
+        }
+        if (b->has_snapshot) {
+            assert_int_equal(expect_off, 200);
+            assert_int_equal(b->snapshot.index, snap_index);
+            assert_int_equal(b->snapshot.term, snap_term);
+            assert_int_equal(b->snapshot.size, 200);
+            raft_conf want = fx_mkconf("1,2,3", NULL);
+            assert_true(fx_conf_equal(&b->snapshot.conf, &want));
+            installed = true;
+        }
+    }
+    assert_true(installed);
+    raft_status st = fx_status(f, 3);
+    assert_true(st.snapshot_index >= snap_index);
+    assert_true(st.commit >= snap_index);
+
+    /* It catches up by appends: the entries after the snapshot. */
+    fx_tick(f, 1, 2);
+    assert_int_equal(fx_last_index(f, 3), fx_last_index(f, 1));
+    assert_int_equal(fx_commit(f, 3), fx_commit(f, 1));
+    assert_int_equal(fo->sm_applied, l->sm_applied);
+    assert_int_equal(fo->sm_hash, l->sm_hash);
+    if (fx_last_index(f, 1) > snap_index) {
+        const fx_sent *a = fx_find(f, mark, MSG(RAFT_MSG_APPEND, 1, 3), 0);
+        assert_non_null(a);
+    }
+    propose_n(f, 1, 1, "after");
+    fx_tick(f, 1, 1);
+    assert_true(fx_applied(f, 3, "after0"));
+    assert_false(fx_applied(f, 3, "v0")); /* that one came inside the snapshot */
+    fx_free(f);
+}
+
+static bool offset_is_64(const raft_msg *m, const void *arg)
+{
+    (void)arg;
+    return m->offset == 64;
+}
+
+/* A lost chunk is sent again and the transfer completes. */
+static void test_lost_snapshot_chunk_is_resent(void **state)
+{
+    (void)state;
+    raft_config c;
+    fx *f = lagging_follower(20, &c);
+    fx_heal(f);
+    size_t mark = fx_mark(f);
+    fx_drop(f, (fx_match){.type = RAFT_MSG_SNAPSHOT, .pred = offset_is_64}, 1);
+    for (int t = 0; t < 4 * (int)c.election_ticks && fx_node_of(f, 3)->snapshots_installed == 0;
+         t++)
+        fx_tick(f, 1, 1);
+    assert_int_equal(fx_node_of(f, 3)->snapshots_installed, 1);
+    fx_match at64 = {.type = RAFT_MSG_SNAPSHOT, .from = 1, .to = 3, .pred = offset_is_64};
+    assert_true(fx_count(f, mark, at64) >= 2);
+    assert_int_equal(fx_find(f, mark, at64, 0)->fate, FX_DROPPED);
+    assert_int_equal(fx_find(f, mark, at64, 1)->fate, FX_DELIVERED);
+    fx_tick(f, 1, 2);
+    assert_int_equal(fx_node_of(f, 3)->sm_hash, fx_node_of(f, 1)->sm_hash);
+    assert_int_equal(fx_role(f, 1), RAFT_LEADER);
+    fx_free(f);
+}
+
+/* A chunk acknowledgement promises the chunk is on disk: it leaves only
+ * after raft_persisted of the batch holding the chunk. */
+static void test_snapshot_ack_waits_for_persistence(void **state)
+{
+    (void)state;
+    raft_config c;
+    fx *f = lagging_follower(20, &c);
+    fx_node *fo = fx_node_of(f, 3);
+    fo->auto_persist = false;
+    fx_heal(f);
+    size_t mark = fx_mark(f);
+    /* Drive until the first chunk is in a batch of 3, not yet durable. */
+    for (int i = 0; i < 50 && !fx_last_batch(f, 3)->has_chunk; i++) {
+        fx_persist(f, 3);
+        fx_tick(f, 1, 1);
+    }
+    assert_true(fx_count(f, mark, MSG(RAFT_MSG_SNAPSHOT, 1, 3)) > 0);
+    const fx_batch_rec *b = fx_last_batch(f, 3);
+    assert_int_equal(b->chunk_offset, 0);
+    size_t after_chunk = b->ordinal;
+    fx_stabilize(f);
+    assert_int_equal(fx_count(f, after_chunk, MSG(RAFT_MSG_SNAPSHOT_RESP, 3, 1)), 0);
+    fx_persist(f, 3);
+    fx_ready(f, 3);
+    const fx_sent *ack = fx_find(f, after_chunk, MSG(RAFT_MSG_SNAPSHOT_RESP, 3, 1), 0);
+    assert_non_null(ack);
+    assert_int_equal(ack->m.index, 64);
+    assert_false(ack->m.reject);
+
+    /* Finish the transfer with manual persistence. */
+    for (int i = 0; i < 100 && fo->snapshots_installed == 0; i++) {
+        fx_stabilize(f);
+        fx_persist(f, 3);
+    }
+    assert_int_equal(fo->snapshots_installed, 1);
+    fx_persist(f, 3);
+    fx_stabilize(f);
+    fx_persist(f, 3);
+    assert_true(fo->has_dsnap);
+    assert_int_equal(fo->dsnap.index, fx_node_of(f, 1)->dsnap.index);
+    fx_free(f);
+}
+
+/* A fresh member that joins as a learner after compaction gets the
+ * snapshot and then the log. */
+static void test_new_member_bootstraps_from_snapshot(void **state)
+{
+    (void)state;
+    raft_config c = snap_config();
+    fx *f = fx_new(3, &c);
+    fx_add_node(f, 4);
+    fx_elect(f, 1);
+    propose_n(f, 1, 12, "w");
+    fx_tick(f, 0, 1);
+    assert_true(fx_status(f, 1).first_index > 1);
+    raft_conf t = fx_mkconf("1,2,3", "4");
+    assert_int_equal(raft_propose_conf(fx_raft(f, 1), &t), 0);
+    fx_stabilize(f);
+    fx_tick(f, 0, 5);
+    fx_node *n4 = fx_node_of(f, 4);
+    assert_int_equal(n4->snapshots_installed, 1);
+    assert_int_equal(fx_commit(f, 4), fx_commit(f, 1));
+    assert_int_equal(n4->sm_hash, fx_node_of(f, 1)->sm_hash);
+    assert_true(fx_conf_equal(raft_get_conf(fx_raft(f, 4)), &t));
+    fx_free(f);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_snapshot_request_and_compaction),
+    cmocka_unit_test(test_snapshot_sent_in_chunks),
+    cmocka_unit_test(test_lost_snapshot_chunk_is_resent),
+    cmocka_unit_test(test_snapshot_ack_waits_for_persistence),
+    cmocka_unit_test(test_new_member_bootstraps_from_snapshot),
+};
+
+RAFT_TEST_GROUP(raft_snapshot_group, "snapshot", tests);
