@@ -53,6 +53,9 @@ struct storage {
     storage_applied *results;
     uint32_t cap_results;
 
+    storage_exec_fn exec; /* applies NORMAL entries instead of the test format */
+    void *exec_ctx;
+
     bool failed;
     cord_error fail_err;
 };
@@ -743,6 +746,13 @@ static int apply_one(storage *st, const raft_entry *ent, storage_applied *a, cor
     if (ent->type != RAFT_ENTRY_NORMAL || ent->len == 0) {
         return STORAGE_OK;
     }
+    if (st->exec != NULL) {
+        int xrc = st->exec(st->exec_ctx, st->mv, ent, &e);
+        if (xrc != STORAGE_OK) {
+            return wrap(err, xrc, &e, "storage: apply: ");
+        }
+        return STORAGE_OK;
+    }
     if (storage_cmd_decode(ent->data, ent->len, &a->cmd) != STORAGE_OK) {
         memset(&a->cmd, 0, sizeof a->cmd);
         a->result = STORAGE_EBADCMD;
@@ -1143,4 +1153,10 @@ void storage_close(storage *st)
     free(st->results);
     mvcc_arena_reset(&st->arena);
     free(st);
+}
+
+void storage_set_executor(storage *st, storage_exec_fn fn, void *ctx)
+{
+    st->exec = fn;
+    st->exec_ctx = ctx;
 }

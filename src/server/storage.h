@@ -175,6 +175,21 @@ typedef struct storage_applied {
 typedef void (*storage_apply_fn)(void *ctx, const storage_applied *a);
 
 /*
+ * An executor applies the NORMAL entries that carry data, inside the MVCC
+ * batch of handle_ready (mv has the batch open: call mvcc_put, mvcc_txn, ...
+ * on it and nothing that opens or commits a transaction). It must be
+ * deterministic: every member applies the same entries alike. It returns
+ * STORAGE_OK, also when the request itself failed (that is a result for the
+ * client, to be kept by the executor), or a storage error code for a fatal
+ * failure (then the batch is aborted and the storage fails).
+ */
+typedef int (*storage_exec_fn)(void *ctx, mvcc_store *mv, const raft_entry *e, cord_error *err);
+
+/* Installs (fn non-NULL) or removes the executor. Without one, entries are
+ * read in the test command format below. */
+void storage_set_executor(storage *st, storage_exec_fn fn, void *ctx);
+
+/*
  * storage_handle_ready: persist and apply one batch of the core (see WHAT
  * HANDLE_READY DOES). Call between raft_ready and raft_advance; on
  * STORAGE_OK the batch is durable: call raft_persisted(r, rd->seq) after
