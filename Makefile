@@ -1,12 +1,13 @@
 # cord: thin wrapper around CMake. `make` builds, `make test` runs every suite,
-# `make run` starts a member (for now: a short simulator demo).
+# `make run` starts one member on localhost with its data in ./default.cord.
 BUILD      ?= build
 BUILD_SAN  ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
 # Debian packages the build and the tests need; installed when missing.
 DEB_PACKAGES = cmake gcc make pkg-config libcmocka-dev liblmdb-dev libuv1-dev \
-               libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler python3-pytest
+               libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev \
+               python3-pytest python3-grpcio etcd-client python3-etcd3 curl
 
 .PHONY: all deps build build-asan test test-unit test-sim run clean format
 
@@ -42,7 +43,7 @@ test: build build-asan
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 run: build
-	$(BUILD)/cord-sim --seeds 20 --nodes 5
+	$(BUILD)/cord --name default --data-dir default.cord
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,0 +1,76 @@
+/*
+ * main.c: the cord member process. Flags and environment as etcd's (see
+ * config.h and --help); SIGTERM and SIGINT shut down cleanly.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <uv.h>
+
+#include "common/log.h"
+#include "server/config.h"
+#include "server/member.h"
+
+static member *the_member;
+static uv_signal_t sig_term, sig_int;
+static uv_timer_t watchdog;
+
+static void on_stopped(void *arg)
+{
+    uv_loop_t *loop = arg;
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    uv_close((uv_handle_t *)&watchdog, NULL);
+    (void)loop;
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    log_info("received %s, shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (the_member) {
+        member *m = the_member;
+        the_member = NULL;
+        member_stop(m, on_stopped, h->loop);
+    }
+}
+
+/* A member whose storage failed must not keep serving: exit non-zero. */
+static void on_watchdog(uv_timer_t *t)
+{
+    if (the_member && member_failed(the_member)) {
+        log_error("member failed; exiting");
+        exit(1);
+    }
+    (void)t;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    config cfg;
+    char err[1024];
+    int rc = config_parse(&cfg, argc, argv, err, sizeof err);
+    if (rc == CONFIG_EXIT)
+        return 0;
+    if (rc != CONFIG_OK) {
+        fprintf(stderr, "cord: %s\n", err);
+        return 2;
+    }
+    log_set_level(cfg.log_level);
+    uv_loop_t *loop = uv_default_loop();
+    cord_error e;
+    if (member_start(loop, &cfg, &the_member, &e) != 0) {
+        log_error("cannot start: %s", e.msg);
+        return 1;
+    }
+    uv_signal_init(loop, &sig_term);
+    uv_signal_start(&sig_term, on_signal, SIGTERM);
+    uv_signal_init(loop, &sig_int);
+    uv_signal_start(&sig_int, on_signal, SIGINT);
+    uv_timer_init(loop, &watchdog);
+    uv_timer_start(&watchdog, on_watchdog, 200, 200);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+    log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,807 @@
+/*
+ * member.c: the loop that ties the Raft core to storage, peers and clients.
+ * See member.h for how a request flows.
+ */
+#include "server/member_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "etcdserverpb/rpc.pb-c.h"
+
+/* ------------------------------------------------------------------- ids */
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+uint64_t member_compute_id(const char *peer_url, const char *token)
+{
+    uint64_t h = fnv1a(0xcbf29ce484222325ull, peer_url, strlen(peer_url));
+    h = fnv1a(h, "/", 1);
+    h = fnv1a(h, token, strlen(token));
+    return h ? h : 1;
+}
+
+uint64_t member_compute_cluster_id(const uint64_t *ids, uint32_t n, const char *token)
+{
+    uint64_t sorted[CONFIG_MAX_MEMBERS];
+    memcpy(sorted, ids, sizeof(uint64_t) * n);
+    for (uint32_t i = 1; i < n; i++)
+        for (uint32_t j = i; j > 0 && sorted[j] < sorted[j - 1]; j--) {
+            uint64_t t = sorted[j];
+            sorted[j] = sorted[j - 1];
+            sorted[j - 1] = t;
+        }
+    uint64_t h = fnv1a(0xcbf29ce484222325ull, sorted, sizeof(uint64_t) * n);
+    h = fnv1a(h, token, strlen(token));
+    return h ? h : 1;
+}
+
+/* --------------------------------------------------------------- waiters */
+
+static uint32_t bucket_of(uint64_t id)
+{
+    return (uint32_t)((id * 0x9e3779b97f4a7c15ull) >> 52) % MEMBER_WAITER_BUCKETS;
+}
+
+waiter *member_waiter_find(member *m, uint64_t id)
+{
+    for (waiter *w = m->buckets[bucket_of(id)]; w; w = w->next_in_bucket)
+        if (w->id == id)
+            return w;
+    return NULL;
+}
+
+static waiter *waiter_new(member *m, api_call *call, uint8_t kind, uint8_t state)
+{
+    if (m->n_waiters >= MEMBER_MAX_WAITERS)
+        return NULL;
+    waiter *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->id = ++m->next_req_id;
+    w->call = call;
+    w->kind = kind;
+    w->state = state;
+    w->deadline_tick = m->ticks + m->request_timeout_ticks;
+    uint32_t b = bucket_of(w->id);
+    w->next_in_bucket = m->buckets[b];
+    m->buckets[b] = w;
+    w->next_all = m->all;
+    if (m->all)
+        m->all->prev_all = w;
+    m->all = w;
+    m->n_waiters++;
+    api_call_set_ud(call, w);
+    return w;
+}
+
+static void waiter_free(member *m, waiter *w)
+{
+    waiter **pp = &m->buckets[bucket_of(w->id)];
+    while (*pp != w)
+        pp = &(*pp)->next_in_bucket;
+    *pp = w->next_in_bucket;
+    if (w->prev_all)
+        w->prev_all->next_all = w->next_all;
+    else
+        m->all = w->next_all;
+    if (w->next_all)
+        w->next_all->prev_all = w->prev_all;
+    if (w->call)
+        api_call_set_ud(w->call, NULL);
+    free(w->req);
+    free(w);
+    m->n_waiters--;
+}
+
+/* The client went away: forget its call, keep the waiter until its entry
+ * is applied (so the id is not reused for another reply). */
+static void on_call_closed(api_call *call, void *ud)
+{
+    (void)ud;
+    waiter *w = api_call_get_ud(call);
+    if (w)
+        w->call = NULL;
+}
+
+void member_reply_error(api_call *call, int grpc_status, const char *message)
+{
+    if (call)
+        api_call_finish(call, grpc_status, message);
+}
+
+static void waiter_finish_error(member *m, waiter *w, int grpc_status, const char *message)
+{
+    if (w->call)
+        api_call_finish(w->call, grpc_status, message);
+    waiter_free(m, w);
+}
+
+void member_reply_later(member *m, uint64_t waiter_id, int grpc_status, const char *message,
+                        uint8_t *msg, size_t len)
+{
+    if (m->n_replies == m->cap_replies) {
+        uint32_t ncap = m->cap_replies ? 2 * m->cap_replies : 64;
+        pending_reply *p = realloc(m->replies, sizeof(*p) * ncap);
+        if (!p) {
+            free(msg);
+            return; /* the waiter times out */
+        }
+        m->replies = p;
+        m->cap_replies = ncap;
+    }
+    m->replies[m->n_replies++] =
+        (pending_reply){.waiter_id = waiter_id, .grpc_status = grpc_status,
+                        .grpc_message = message, .msg = msg, .len = len};
+}
+
+static void flush_replies(member *m)
+{
+    for (uint32_t i = 0; i < m->n_replies; i++) {
+        pending_reply *p = &m->replies[i];
+        waiter *w = member_waiter_find(m, p->waiter_id);
+        if (w) {
+            if (w->call) {
+                if (p->grpc_status == 0)
+                    api_call_reply(w->call, p->msg, p->len);
+                else
+                    api_call_finish(w->call, p->grpc_status, p->grpc_message);
+            }
+            waiter_free(m, w);
+        }
+        free(p->msg);
+    }
+    m->n_replies = 0;
+}
+
+static void drop_replies(member *m)
+{
+    for (uint32_t i = 0; i < m->n_replies; i++)
+        free(m->replies[i].msg);
+    m->n_replies = 0;
+}
+
+/* ------------------------------------------------------------- requests */
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static void raft_error_reply(api_call *call, int rc)
+{
+    switch (rc) {
+    case RAFT_ENOLEADER:
+    case RAFT_ENOTLEADER: member_reply_error(call, 14, "etcdserver: no leader"); break;
+    case RAFT_EBUSY: member_reply_error(call, 8, "etcdserver: too many requests"); break;
+    case RAFT_ETRANSFER:
+        member_reply_error(call, 14, "etcdserver: leadership transfer in progress");
+        break;
+    case RAFT_ETOOLARGE: member_reply_error(call, 3, "etcdserver: request is too large"); break;
+    case RAFT_ESTOPPED: member_reply_error(call, 9, "etcdserver: the member has been permanently removed from the cluster"); break;
+    default: member_reply_error(call, 13, raft_strerror(rc)); break;
+    }
+}
+
+void member_propose(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len)
+{
+    if (m->failed) {
+        member_reply_error(call, 14, "etcdserver: member is stopping");
+        return;
+    }
+    if (len > m->cfg.max_request_bytes) {
+        member_reply_error(call, 3, "etcdserver: request is too large");
+        return;
+    }
+    waiter *w = waiter_new(m, call, kind, W_PROPOSED);
+    if (!w) {
+        member_reply_error(call, 8, "etcdserver: too many requests");
+        return;
+    }
+    size_t n = ENTRY_HEADER_LEN + len;
+    uint8_t *buf = malloc(n);
+    if (!buf) {
+        waiter_finish_error(m, w, 8, "etcdserver: too many requests");
+        return;
+    }
+    buf[0] = ENTRY_MAGIC;
+    buf[1] = kind;
+    put_u64(buf + 2, m->id);
+    put_u64(buf + 10, w->id);
+    if (len)
+        memcpy(buf + ENTRY_HEADER_LEN, req, len);
+    int rc = raft_propose(m->r, buf, (uint32_t)n);
+    free(buf);
+    if (rc != 0) {
+        w->call = NULL;
+        api_call_set_ud(call, NULL);
+        waiter_free(m, w);
+        raft_error_reply(call, rc);
+    }
+}
+
+void member_read(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len)
+{
+    waiter *w = waiter_new(m, call, kind, W_READ_INDEX);
+    if (!w) {
+        member_reply_error(call, 8, "etcdserver: too many requests");
+        return;
+    }
+    w->req = malloc(len ? len : 1);
+    if (!w->req) {
+        waiter_finish_error(m, w, 8, "etcdserver: too many requests");
+        return;
+    }
+    memcpy(w->req, req, len);
+    w->req_len = len;
+    int rc = raft_read_index(m->r, w->id);
+    if (rc != 0) {
+        w->call = NULL;
+        api_call_set_ud(call, NULL);
+        waiter_free(m, w);
+        raft_error_reply(call, rc);
+    }
+}
+
+void member_fill_header_fields(member *m, int64_t revision, uint64_t *cluster_id,
+                               uint64_t *member_id, int64_t *rev, uint64_t *term)
+{
+    *cluster_id = m->cluster_id;
+    *member_id = m->id;
+    if (revision <= 0) {
+        mvcc_status s;
+        if (mvcc_status_get(storage_mvcc(m->st), &s, NULL) == MVCC_OK)
+            revision = s.current_revision;
+    }
+    *rev = revision;
+    *term = raft_term(m->r);
+}
+
+/* Serves the reads whose read point is now applied. */
+static void serve_reads(member *m)
+{
+    uint64_t applied, term;
+    storage_applied_get(m->st, &applied, &term);
+    waiter *w = m->all;
+    while (w) {
+        waiter *next = w->next_all;
+        if (w->state == W_READ_APPLY && w->read_index <= applied) {
+            if (w->call)
+                kv_serve_read(m, w->call, w->kind, w->req, w->req_len);
+            waiter_free(m, w);
+        }
+        w = next;
+    }
+}
+
+void member_move_leader(member *m, api_call *call, uint64_t target)
+{
+    if (raft_leader(m->r) != m->id) {
+        member_reply_error(call, 9, "etcdserver: not leader");
+        return;
+    }
+    if (target != m->id) {
+        int rc = raft_transfer_leader(m->r, target);
+        if (rc != 0) {
+            member_reply_error(call, 9, "etcdserver: bad leader transferee");
+            return;
+        }
+        waiter *w = waiter_new(m, call, REQ_MOVE_LEADER, W_TRANSFER);
+        if (!w) {
+            member_reply_error(call, 8, "etcdserver: too many requests");
+            return;
+        }
+        w->read_index = target;
+        return;
+    }
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    member_fill_header_fields(m, 0, &h.cluster_id, &h.member_id, &h.revision, &h.raft_term);
+    Etcdserverpb__MoveLeaderResponse r = ETCDSERVERPB__MOVE_LEADER_RESPONSE__INIT;
+    r.header = &h;
+    member_reply_pb(call, &r.base);
+}
+
+/* Leadership moved: answer the MoveLeader calls waiting for it. */
+static void transfers_done(member *m, raft_id leader)
+{
+    waiter *w = m->all;
+    while (w) {
+        waiter *next = w->next_all;
+        if (w->state == W_TRANSFER && leader != 0) {
+            if (leader == w->read_index) {
+                if (w->call) {
+                    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+                    member_fill_header_fields(m, 0, &h.cluster_id, &h.member_id, &h.revision,
+                                              &h.raft_term);
+                    Etcdserverpb__MoveLeaderResponse r = ETCDSERVERPB__MOVE_LEADER_RESPONSE__INIT;
+                    r.header = &h;
+                    member_reply_pb(w->call, &r.base);
+                }
+                waiter_free(m, w);
+            } else if (leader != m->id) {
+                waiter_finish_error(m, w, 9, "etcdserver: leadership transfer went elsewhere");
+            }
+        }
+        w = next;
+    }
+}
+
+/* ---------------------------------------------------------------- apply */
+
+static int exec_entry(void *ctx, mvcc_store *mv, const raft_entry *e, cord_error *err)
+{
+    member *m = ctx;
+    if (e->len < ENTRY_HEADER_LEN || e->data[0] != ENTRY_MAGIC)
+        return STORAGE_OK; /* not ours: changes nothing, on every member alike */
+    uint8_t kind = e->data[1];
+    uint64_t origin = get_u64(e->data + 2);
+    uint64_t req_id = get_u64(e->data + 10);
+    waiter *w = origin == m->id ? member_waiter_find(m, req_id) : NULL;
+    int status = 0;
+    const char *message = NULL;
+    uint8_t *msg = NULL;
+    size_t msg_len = 0;
+    if (kv_apply(m, mv, kind, e->data + ENTRY_HEADER_LEN, e->len - ENTRY_HEADER_LEN, w != NULL,
+                 &status, &message, &msg, &msg_len) != 0)
+        return cord_error_set(err, STORAGE_EIO, 0,
+                              "applying entry %llu: the key-value store failed",
+                              (unsigned long long)e->index);
+    m->proposals_committed++;
+    if (w)
+        member_reply_later(m, req_id, status, message, msg, msg_len);
+    else
+        free(msg);
+    return STORAGE_OK;
+}
+
+/* ---------------------------------------------------------- the batches */
+
+static void fail_member(member *m, const char *what, const cord_error *e)
+{
+    if (m->failed)
+        return;
+    m->failed = true;
+    log_error("member: %s: %s; the member stops acknowledging writes", what, e->msg);
+}
+
+static void handle_reads(member *m, const struct raft_ready *rd)
+{
+    for (uint32_t i = 0; i < rd->n_reads; i++) {
+        waiter *w = member_waiter_find(m, rd->reads[i].context);
+        if (w && w->state == W_READ_INDEX) {
+            w->state = W_READ_APPLY;
+            w->read_index = rd->reads[i].index;
+        }
+    }
+    for (uint32_t i = 0; i < rd->n_failed_reads; i++) {
+        waiter *w = member_waiter_find(m, rd->failed_reads[i]);
+        if (w && w->state == W_READ_INDEX)
+            waiter_finish_error(m, w, 14, "etcdserver: leader changed");
+    }
+}
+
+static void process_ready(member *m);
+
+static void on_compact_timer(uv_timer_t *t)
+{
+    process_ready(t->data); /* also runs the next compaction step */
+}
+
+/* One bounded step of a scheduled compaction per loop turn, between batches,
+ * so that reads and writes are never stalled behind it. */
+static void compact_step(member *m)
+{
+    mvcc_status st;
+    if (m->failed || mvcc_status_get(storage_mvcc(m->st), &st, NULL) != MVCC_OK ||
+        !st.compaction_pending)
+        return;
+    bool done = false;
+    cord_error e;
+    if (mvcc_compact_step(storage_mvcc(m->st), &done, &e) != MVCC_OK)
+        log_warn("member: compaction step failed: %s", e.msg);
+    else if (!done)
+        uv_timer_start(&m->compact_timer, on_compact_timer, 1, 0);
+}
+
+static void process_ready(member *m)
+{
+    while (!m->failed && raft_has_ready(m->r)) {
+        struct raft_ready rd;
+        raft_ready(m->r, &rd);
+        cord_error e;
+        int rc = storage_handle_ready(m->st, &rd, NULL, NULL, &e);
+        if (rc != STORAGE_OK) {
+            drop_replies(m);
+            raft_advance(m->r, &rd);
+            fail_member(m, "persisting a batch", &e);
+            return;
+        }
+        for (uint32_t i = 0; i < rd.n_messages; i++)
+            (void)transport_send(m->tr, &rd.messages[i]); /* loss is tolerated */
+        if (rd.leader_changed) {
+            if (rd.leader != m->last_leader)
+                m->leader_changes++;
+            m->last_leader = rd.leader;
+            transfers_done(m, rd.leader);
+            log_info("member %016" PRIx64 ": leader is now %016" PRIx64 " (term %" PRIu64 ")",
+                     m->id, rd.leader, raft_term(m->r));
+        }
+        handle_reads(m, &rd);
+        bool want_snapshot = rd.want_snapshot;
+        uint64_t seq = rd.seq;
+        raft_advance(m->r, &rd);
+        raft_persisted(m->r, seq);
+        flush_replies(m);
+        if (want_snapshot) {
+            rc = storage_take_snapshot(m->st, m->r, &e);
+            if (rc != STORAGE_OK) {
+                fail_member(m, "taking a snapshot", &e);
+                return;
+            }
+        }
+    }
+    serve_reads(m);
+    compact_step(m);
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    process_ready(h->data);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    member *m = t->data;
+    m->ticks++;
+    raft_tick(m->r);
+    waiter *w = m->all;
+    while (w) {
+        waiter *next = w->next_all;
+        if (w->deadline_tick <= m->ticks)
+            waiter_finish_error(m, w, 14, "etcdserver: request timed out");
+        w = next;
+    }
+}
+
+/* ------------------------------------------------------------- transport */
+
+static void on_peer_message(void *ctx, const raft_msg *msg)
+{
+    member *m = ctx;
+    if (m->failed)
+        return;
+    int rc = raft_step(m->r, msg);
+    if (rc != 0)
+        log_debug("member: dropped a %s from %016" PRIx64 ": %s", raft_msg_type_name(msg->type),
+                  msg->from, raft_strerror(rc));
+}
+
+static int on_snapshot_fill(void *ctx, uint64_t snap_index, uint64_t offset, uint32_t len,
+                            uint8_t *buf)
+{
+    member *m = ctx;
+    size_t n = 0;
+    cord_error e;
+    if (storage_read_snapshot_chunk(m->st, snap_index, offset, len, buf, &n, &e) != STORAGE_OK ||
+        n != len)
+        return -1;
+    return 0;
+}
+
+static void on_unreachable(void *ctx, raft_id peer)
+{
+    member *m = ctx;
+    raft_report_unreachable(m->r, peer);
+}
+
+/* ------------------------------------------------------------------ HTTP */
+
+static void http_health(api_http_req *req, void *ud)
+{
+    member *m = ud;
+    bool ok = !m->failed && raft_leader(m->r) != 0;
+    const char *body = ok ? "{\"health\":\"true\"}" : "{\"health\":\"false\"}";
+    api_http_respond(req, ok ? 200 : 503, "application/json", body, strlen(body));
+}
+
+static void http_version(api_http_req *req, void *ud)
+{
+    (void)ud;
+    const char *body = "{\"etcdserver\":\"3.4.23\",\"etcdcluster\":\"3.4.0\",\"cord\":\"0.1.0\"}";
+    api_http_respond(req, 200, "application/json", body, strlen(body));
+}
+
+static uint64_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    unsigned long size = 0, rss = 0;
+    if (fscanf(f, "%lu %lu", &size, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void http_metrics(api_http_req *req, void *ud)
+{
+    member *m = ud;
+    raft_status rs;
+    raft_get_status(m->r, &rs);
+    mvcc_status ms;
+    memset(&ms, 0, sizeof ms);
+    (void)mvcc_status_get(storage_mvcc(m->st), &ms, NULL);
+    transport_stats ts;
+    transport_get_stats(m->tr, &ts);
+    char body[4096];
+    int n = snprintf(
+        body, sizeof body,
+        "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+        "# TYPE process_resident_memory_bytes gauge\n"
+        "process_resident_memory_bytes %" PRIu64 "\n"
+        "# TYPE etcd_server_has_leader gauge\netcd_server_has_leader %d\n"
+        "# TYPE etcd_server_is_leader gauge\netcd_server_is_leader %d\n"
+        "# TYPE etcd_server_leader_changes_seen_total counter\n"
+        "etcd_server_leader_changes_seen_total %" PRIu64 "\n"
+        "# TYPE etcd_server_proposals_committed_total gauge\n"
+        "etcd_server_proposals_committed_total %" PRIu64 "\n"
+        "# TYPE etcd_server_proposals_applied_total gauge\n"
+        "etcd_server_proposals_applied_total %" PRIu64 "\n"
+        "# TYPE etcd_server_proposals_pending gauge\netcd_server_proposals_pending %u\n"
+        "# TYPE etcd_debugging_mvcc_current_revision gauge\n"
+        "etcd_debugging_mvcc_current_revision %" PRId64 "\n"
+        "# TYPE etcd_mvcc_db_total_size_in_bytes gauge\n"
+        "etcd_mvcc_db_total_size_in_bytes %" PRIu64 "\n"
+        "# TYPE etcd_server_quota_backend_bytes gauge\n"
+        "etcd_server_quota_backend_bytes %" PRIu64 "\n"
+        "# TYPE cord_raft_term gauge\ncord_raft_term %" PRIu64 "\n"
+        "# TYPE cord_peer_sent_messages_total counter\ncord_peer_sent_messages_total %" PRIu64
+        "\n"
+        "# TYPE cord_peer_dropped_messages_total counter\n"
+        "cord_peer_dropped_messages_total %" PRIu64 "\n",
+        rss_bytes(), rs.leader != 0, rs.role == RAFT_LEADER, m->leader_changes, rs.commit,
+        rs.applied, m->n_waiters, ms.current_revision, ms.db_size_bytes, ms.quota_bytes,
+        rs.term, ts.msgs_sent, ts.msgs_dropped);
+    api_http_respond(req, 200, "text/plain; version=0.0.4", body,
+                     n > 0 && (size_t)n < sizeof body ? (size_t)n : 0);
+}
+
+static const api_http_route http_routes_tmpl[] = {
+    {"GET", "/health", http_health, NULL},
+    {"GET", "/version", http_version, NULL},
+    {"GET", "/metrics", http_metrics, NULL},
+};
+
+/* ----------------------------------------------------------- lifecycle */
+
+static int seed_from_urandom(uint64_t *out)
+{
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, out, sizeof(*out));
+    close(fd);
+    return n == (ssize_t)sizeof(*out) ? 0 : -1;
+}
+
+/* The first URL of a comma-separated list (more listeners: not yet). */
+static void first_url(const char *list, char out[CONFIG_STR_MAX])
+{
+    snprintf(out, CONFIG_STR_MAX, "%s", list);
+    char *comma = strchr(out, ',');
+    if (comma)
+        *comma = '\0';
+}
+
+int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *err)
+{
+    member *m = calloc(1, sizeof(*m));
+    if (!m)
+        return cord_error_set(err, -1, ENOMEM, "member: out of memory");
+    m->loop = loop;
+    m->cfg = *cfg;
+    mvcc_arena_init(&m->arena, 0);
+    uint64_t ids[CONFIG_MAX_MEMBERS];
+    for (uint32_t i = 0; i < cfg->n_peers; i++) {
+        peer_info *p = &m->peers[m->n_peers++];
+        p->id = member_compute_id(cfg->peers[i].url, cfg->initial_cluster_token);
+        snprintf(p->name, sizeof p->name, "%s", cfg->peers[i].name);
+        snprintf(p->peer_url, sizeof p->peer_url, "%s", cfg->peers[i].url);
+        ids[i] = p->id;
+        if (strcmp(p->name, cfg->name) == 0)
+            m->id = p->id;
+    }
+    m->cluster_id = member_compute_cluster_id(ids, cfg->n_peers, cfg->initial_cluster_token);
+    uint32_t election_ticks = cfg->election_timeout_ms / cfg->heartbeat_interval_ms;
+    m->request_timeout_ticks = (5000 + 2 * cfg->election_timeout_ms) / cfg->heartbeat_interval_ms;
+
+    storage_options so;
+    memset(&so, 0, sizeof so);
+    so.mvcc.quota_bytes = cfg->quota_backend_bytes;
+    int rc = storage_open(cfg->data_dir, &so, &m->st, err);
+    if (rc != STORAGE_OK)
+        goto fail;
+    storage_set_executor(m->st, exec_entry, m);
+
+    raft_config rc_;
+    raft_config_default(&rc_);
+    rc_.id = m->id;
+    if (seed_from_urandom(&rc_.seed) != 0)
+        rc_.seed = m->id ^ (uint64_t)uv_hrtime();
+    rc_.election_ticks = election_ticks;
+    rc_.heartbeat_ticks = 1;
+    rc_.snapshot_entries = cfg->snapshot_count;
+    rc_.trailing_entries = cfg->snapshot_count < 5000 ? cfg->snapshot_count : 5000;
+    rc_.max_entry_bytes = (uint32_t)cfg->max_request_bytes + ENTRY_HEADER_LEN;
+
+    const raft_restore *rs = storage_restore(m->st);
+    raft_conf boot;
+    memset(&boot, 0, sizeof boot);
+    const raft_conf *bootstrap = NULL;
+    if (cfg->initial_cluster_state_new) {
+        for (uint32_t i = 0; i < m->n_peers; i++)
+            boot.voters[boot.n_voters++] = m->peers[i].id;
+        bootstrap = &boot;
+    }
+    char why[256];
+    m->r = raft_new(&rc_, bootstrap, rs, why, sizeof why);
+    storage_restore_release(m->st);
+    if (!m->r) {
+        rc = cord_error_set(err, -1, 0, "member: cannot start the consensus core: %s", why);
+        goto fail;
+    }
+
+    char peer_listen[CONFIG_STR_MAX], client_listen[CONFIG_STR_MAX];
+    first_url(cfg->listen_peer_urls, peer_listen);
+    first_url(cfg->listen_client_urls, client_listen);
+    const raft_conf *conf = raft_get_conf(m->r);
+    if (conf->n_voters == 1 && conf->voters[0] == m->id && conf->n_voters_out == 0)
+        raft_campaign(m->r); /* alone: no one to wait for */
+
+    rc = transport_new(loop, m->id, m->cluster_id, peer_listen, on_peer_message,
+                       on_snapshot_fill, m, NULL, &m->tr, err);
+    if (rc != 0)
+        goto fail;
+    transport_set_unreachable_cb(m->tr, on_unreachable);
+    for (uint32_t i = 0; i < m->n_peers; i++)
+        if (m->peers[i].id != m->id &&
+            transport_add_peer(m->tr, m->peers[i].id, m->peers[i].peer_url, err) != 0)
+            goto fail;
+
+    api_http_route routes[sizeof http_routes_tmpl / sizeof http_routes_tmpl[0]];
+    memcpy(routes, http_routes_tmpl, sizeof routes);
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        routes[i].ud = m;
+    api_method methods[64];
+    size_t n_methods = 0;
+    const api_method *tables[] = {kv_methods, maint_methods};
+    const size_t sizes[] = {kv_n_methods, maint_n_methods};
+    for (size_t t = 0; t < 2; t++)
+        for (size_t i = 0; i < sizes[t] && n_methods < 64; i++) {
+            methods[n_methods] = tables[t][i];
+            methods[n_methods].ud = m;
+            if (!methods[n_methods].on_close)
+                methods[n_methods].on_close = on_call_closed;
+            n_methods++;
+        }
+    api_limits lim;
+    memset(&lim, 0, sizeof lim);
+    lim.max_request_bytes = cfg->max_request_bytes + 512; /* etcd allows some gRPC overhead */
+    lim.too_large_grpc_status = 3; /* etcd: InvalidArgument "etcdserver: request is too large" */
+    rc = api_server_start(loop, client_listen, methods, n_methods, routes,
+                          sizeof routes / sizeof routes[0], &lim, &m->api, err);
+    if (rc != 0)
+        goto fail;
+
+    uv_timer_init(loop, &m->tick_timer);
+    m->tick_timer.data = m;
+    uv_timer_start(&m->tick_timer, on_tick, cfg->heartbeat_interval_ms,
+                   cfg->heartbeat_interval_ms);
+    uv_timer_init(loop, &m->compact_timer);
+    m->compact_timer.data = m;
+    uv_prepare_init(loop, &m->prepare);
+    m->prepare.data = m;
+    uv_prepare_start(&m->prepare, on_prepare);
+    log_info("member %016" PRIx64 " (%s) of cluster %016" PRIx64
+             " serving clients on %s, peers on %s, data in %s",
+             m->id, cfg->name, m->cluster_id, cfg->listen_client_urls, cfg->listen_peer_urls,
+             cfg->data_dir);
+    *out = m;
+    return 0;
+fail:
+    if (m->tr)
+        transport_close(m->tr);
+    raft_free(m->r);
+    storage_close(m->st);
+    free(m);
+    return -1;
+}
+
+typedef struct stop_ctx {
+    member *m;
+    int pending;
+    void (*done)(void *);
+    void *arg;
+} stop_ctx;
+
+static void stop_step(stop_ctx *s)
+{
+    if (--s->pending > 0)
+        return;
+    member *m = s->m;
+    while (m->all)
+        waiter_free(m, m->all);
+    raft_free(m->r);
+    storage_close(m->st);
+    mvcc_arena_reset(&m->arena);
+    free(m->replies);
+    void (*done)(void *) = s->done;
+    void *arg = s->arg;
+    free(s);
+    free(m);
+    if (done)
+        done(arg);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    stop_step(h->data);
+}
+
+static void on_api_stopped(void *arg)
+{
+    stop_step(arg);
+}
+
+void member_stop(member *m, void (*done)(void *), void *arg)
+{
+    if (m->stopping)
+        return;
+    m->stopping = true;
+    stop_ctx *s = calloc(1, sizeof(*s));
+    if (!s)
+        abort();
+    s->m = m;
+    s->done = done;
+    s->arg = arg;
+    s->pending = 4;
+    process_ready(m); /* persist what is pending */
+    while (m->all)
+        waiter_finish_error(m, m->all, 14, "etcdserver: server stopped");
+    m->tick_timer.data = s;
+    m->prepare.data = s;
+    m->compact_timer.data = s;
+    uv_close((uv_handle_t *)&m->compact_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&m->tick_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&m->prepare, on_handle_closed);
+    transport_close(m->tr);
+    api_server_stop(m->api, on_api_stopped, s);
+}
+
+int member_failed(const member *m)
+{
+    return m->failed;
+}

@@ -1,0 +1,142 @@
+/*
+ * member_internal.h: the member's state, shared by member.c (the loop,
+ * Raft, storage, transport) and the service files (kv.c, ...).
+ */
+#ifndef CORD_SERVER_MEMBER_INTERNAL_H
+#define CORD_SERVER_MEMBER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "api/http_server.h"
+#include "mvcc/mvcc.h"
+#include "raft/raft.h"
+#include "server/config.h"
+#include "server/member.h"
+#include "server/storage.h"
+#include "transport/transport.h"
+
+/* What a proposed entry carries, after its header. */
+enum req_kind {
+    REQ_PUT = 1,
+    REQ_DELETE_RANGE = 2,
+    REQ_TXN = 3,
+    REQ_COMPACT = 4,
+    REQ_RANGE = 5, /* reads: never proposed, served after a read index */
+    REQ_MOVE_LEADER = 6, /* never proposed: waits for the leader to change */
+};
+
+/* Entry header: magic, kind, origin member, request id (little endian). */
+#define ENTRY_MAGIC      0xC7
+#define ENTRY_HEADER_LEN 18
+
+#define MEMBER_MAX_WAITERS  65536
+#define MEMBER_WAITER_BUCKETS 4096
+
+enum waiter_state {
+    W_PROPOSED = 1,   /* waiting for our entry to be applied */
+    W_READ_INDEX = 2, /* waiting for the read point */
+    W_READ_APPLY = 3, /* waiting until the read point is applied */
+    W_TRANSFER = 4,   /* MoveLeader: waiting for the target to lead (target in read_index) */
+};
+
+typedef struct waiter {
+    uint64_t id;
+    api_call *call; /* NULL once the client went away */
+    uint8_t kind;
+    uint8_t state;
+    uint64_t read_index;
+    uint64_t deadline_tick;
+    uint8_t *req; /* reads: the request, run once the read point is applied */
+    size_t req_len;
+    struct waiter *next_in_bucket;
+    struct waiter *prev_all, *next_all;
+} waiter;
+
+/* A reply prepared while applying, sent once the batch is committed. */
+typedef struct pending_reply {
+    uint64_t waiter_id;
+    int grpc_status;
+    const char *grpc_message;
+    uint8_t *msg; /* packed response (status 0) */
+    size_t len;
+} pending_reply;
+
+typedef struct peer_info {
+    uint64_t id;
+    char name[128];
+    char peer_url[CONFIG_STR_MAX];
+} peer_info;
+
+struct member {
+    uv_loop_t *loop;
+    config cfg;
+    uint64_t id, cluster_id;
+    peer_info peers[CONFIG_MAX_MEMBERS];
+    uint32_t n_peers;
+
+    storage *st;
+    raft *r;
+    transport *tr;
+    api_server *api;
+    mvcc_arena arena;
+
+    uv_timer_t tick_timer;
+    uv_prepare_t prepare;
+    uv_timer_t compact_timer; /* wakes the loop while a compaction has steps left */
+    uint64_t ticks;
+    bool failed;
+    bool stopping;
+
+    /* requests in flight */
+    waiter *buckets[MEMBER_WAITER_BUCKETS];
+    waiter *all; /* every waiter, for timeouts */
+    uint32_t n_waiters;
+    uint64_t next_req_id;
+    uint32_t request_timeout_ticks;
+
+    pending_reply *replies;
+    uint32_t n_replies, cap_replies;
+
+    /* metrics */
+    uint64_t proposals_committed, proposals_failed, leader_changes;
+    raft_id last_leader;
+};
+
+/* member.c */
+waiter *member_waiter_find(member *m, uint64_t id);
+void member_reply_later(member *m, uint64_t waiter_id, int grpc_status, const char *message,
+                        uint8_t *msg, size_t len);
+void member_fill_header_fields(member *m, int64_t revision, uint64_t *cluster_id,
+                               uint64_t *member_id, int64_t *rev, uint64_t *raft_term);
+
+/* maint.c: Maintenance and Cluster services, and a reply helper. */
+extern const api_method maint_methods[];
+extern const size_t maint_n_methods;
+struct ProtobufCMessage;
+void member_reply_pb(api_call *call, const struct ProtobufCMessage *msg);
+
+/* kv.c: the KV service. */
+extern const api_method kv_methods[];
+extern const size_t kv_n_methods;
+/* Applies one committed KV entry (inside the storage's MVCC batch). When
+ * want_reply, returns the packed response in *msg (malloc'd) or an error
+ * status. Must behave the same on every member. Returns 0, or -1 when the
+ * store itself failed (the batch must be aborted). */
+int kv_apply(member *m, mvcc_store *mv, uint8_t kind, const uint8_t *req, size_t len,
+             bool want_reply, int *grpc_status, const char **message, uint8_t **msg,
+             size_t *msg_len);
+/* Serves a read now on the local store. */
+void kv_serve_read(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len);
+
+/* Proposes a request of `kind` for `call`, or replies with an error. */
+void member_propose(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len);
+/* Linearizable read: waits for a read point, then kv_serve_read. */
+void member_read(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len);
+void member_reply_error(api_call *call, int grpc_status, const char *message);
+/* MoveLeader: hands leadership to target and answers once it leads. */
+void member_move_leader(member *m, api_call *call, uint64_t target);
+
+#endif

@@ -1,0 +1,95 @@
+"""Maintenance and Cluster services through etcdctl: snapshot, move-leader, alarms, defrag."""
+import hashlib
+import json
+import os
+import time
+
+
+def status(c):
+    return json.loads(c.etcdctl("endpoint", "status", "-w", "json").stdout)
+
+
+def test_snapshot_save_has_trailing_sha256(cluster1, tmp_path):
+    c = cluster1
+    for i in range(50):
+        c.etcdctl("put", "snap/%d" % i, "value-%d" % i)
+    path = str(tmp_path / "s.db")
+    out = c.etcdctl("snapshot", "save", path).stdout
+    assert "Snapshot saved at " + path in out
+    data = open(path, "rb").read()
+    assert len(data) % 512 == 32
+    assert hashlib.sha256(data[:-32]).digest() == data[-32:]
+
+
+def test_move_leader(cluster3):
+    c = cluster3
+    st = status(c)
+    leader = st[0]["Status"]["leader"]
+    ids = [s["Status"]["header"]["member_id"] for s in st]
+    target = next(i for i in ids if i != leader)
+    leader_ep = next(s["Endpoint"] for s in st if s["Status"]["header"]["member_id"] == leader)
+    out = c.etcdctl("move-leader", "%x" % target, endpoints=leader_ep).stdout
+    assert "Leadership transferred from %x to %x" % (leader, target) in out
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if {s["Status"]["leader"] for s in status(c)} == {target}:
+            break
+        time.sleep(0.1)
+    assert {s["Status"]["leader"] for s in status(c)} == {target}
+    # writes still work after the move
+    assert c.etcdctl("put", "after-move", "1").stdout.strip() == "OK"
+
+
+def test_move_leader_from_follower_is_refused(cluster3):
+    c = cluster3
+    st = status(c)
+    leader = st[0]["Status"]["leader"]
+    follower = next(s for s in st if s["Status"]["header"]["member_id"] != leader)
+    p = c.etcdctl("move-leader", "%x" % leader, endpoints=follower["Endpoint"], check=False)
+    assert p.returncode != 0
+
+
+def test_alarm_list_and_defrag(cluster1):
+    c = cluster1
+    assert c.etcdctl("alarm", "list").stdout == ""
+    out = c.etcdctl("defrag").stdout
+    assert "Finished defragmenting etcd member" in out
+    assert c.etcdctl("put", "after-defrag", "1").stdout.strip() == "OK"
+    assert c.etcdctl("get", "after-defrag", "--print-value-only").stdout.strip() == "1"
+
+
+def test_metrics_and_version(cluster1):
+    import urllib.request
+    m = cluster1.members[0]
+    body = urllib.request.urlopen(m.client_url + "/metrics", timeout=5).read().decode()
+    assert "process_resident_memory_bytes" in body
+    ver = json.load(urllib.request.urlopen(m.client_url + "/version", timeout=5))
+    assert ver["etcdserver"].startswith("3.4")
+
+
+def test_sigterm_shuts_down_cleanly(tmp_path):
+    from conftest import Cluster
+    c = Cluster(tmp_path, 1)
+    c.start()
+    c.etcdctl("put", "durable", "yes")
+    assert c.stop() == [0]
+    c.members[0].start(c.initial)
+    c.wait_healthy()
+    assert c.etcdctl("get", "durable", "--print-value-only").stdout.strip() == "yes"
+    assert c.stop() == [0]
+
+
+def test_bad_flags_exit_nonzero(tmp_path):
+    import subprocess
+    from conftest import CORD
+    p = subprocess.run([CORD, "--no-such-flag"], capture_output=True, text=True, timeout=10)
+    assert p.returncode != 0 and "unknown flag" in p.stderr
+    p = subprocess.run([CORD, "--heartbeat-interval", "500", "--election-timeout", "1000",
+                        "--data-dir", str(tmp_path / "x")], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode != 0 and "should be at least as 5 times" in p.stderr
+    p = subprocess.run([CORD, "--listen-client-urls", "ftp://x", "--data-dir",
+                        str(tmp_path / "y")], capture_output=True, text=True, timeout=10)
+    assert p.returncode != 0 and "invalid URL" in p.stderr
+    p = subprocess.run([CORD, "--version"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0 and "cord Version" in p.stdout
