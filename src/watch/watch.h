@@ -40,11 +40,11 @@
  * has been written out. Event responses are not offered while pending bytes + size would
  * pass the stream's limit (unless nothing is pending, so one large response can always
  * pass), and a sink may also refuse an event response (WATCH_SINK_FULL). Either way the
- * watchers concerned become victims. Control responses (created, canceled) are always
- * delivered and the sink must take them; progress responses are dropped when the stream is
- * full (etcd does the same). A client that keeps creating and canceling without reading can
- * still grow the member's output: the member should close a stream whose pending bytes pass
- * a hard limit (watch_stream_pending_bytes()).
+ * watchers concerned become victims. Control responses (created, canceled, and the answer
+ * to an explicit progress request) are always delivered and the sink must take them;
+ * periodic progress responses are dropped when the stream is full (etcd does the same). A client
+ * that keeps creating and canceling without reading can still grow the member's output: the member
+ * should close a stream whose pending bytes pass a hard limit (watch_stream_pending_bytes()).
  *
  * ## Calls the member makes
  *
@@ -60,6 +60,9 @@
  * read_events() in tests/unit/watch_mvcc_test.c, which is also how a member can build the
  * events of a committed revision for watch_hub_notify() (mvcc_events from rev to rev with
  * prev_kv).
+ *
+ * Cost of a notify: single-key watchers are found through a hash of their keys; watchers on
+ * ranges are scanned one by one (etcd uses an interval tree for them).
  *
  * Callbacks must not call back into the hub (no create/cancel/notify/sync from a sink or the
  * history reader). Events given to the sink are borrowed for the duration of the call.
