@@ -464,6 +464,8 @@ static void process_ready(member *m)
         }
     }
     serve_reads(m);
+    if (m->watch)
+        watch_svc_after_apply(m);
     compact_step(m);
 }
 
@@ -677,6 +679,8 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
     char peer_listen[CONFIG_STR_MAX], client_listen[CONFIG_STR_MAX];
     first_url(cfg->listen_peer_urls, peer_listen);
     first_url(cfg->listen_client_urls, client_listen);
+    if (watch_svc_start(m, err) != 0)
+        goto fail;
     const raft_conf *conf = raft_get_conf(m->r);
     if (conf->n_voters == 1 && conf->voters[0] == m->id && conf->n_voters_out == 0)
         raft_campaign(m->r); /* alone: no one to wait for */
@@ -697,9 +701,9 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
         routes[i].ud = m;
     api_method methods[64];
     size_t n_methods = 0;
-    const api_method *tables[] = {kv_methods, maint_methods};
-    const size_t sizes[] = {kv_n_methods, maint_n_methods};
-    for (size_t t = 0; t < 2; t++)
+    const api_method *tables[] = {kv_methods, maint_methods, watch_methods};
+    const size_t sizes[] = {kv_n_methods, maint_n_methods, watch_n_methods};
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++)
         for (size_t i = 0; i < sizes[t] && n_methods < 64; i++) {
             methods[n_methods] = tables[t][i];
             methods[n_methods].ud = m;
@@ -754,6 +758,7 @@ static void stop_step(stop_ctx *s)
     member *m = s->m;
     while (m->all)
         waiter_free(m, m->all);
+    watch_svc_free(m);
     raft_free(m->r);
     storage_close(m->st);
     mvcc_arena_reset(&m->arena);
@@ -787,13 +792,17 @@ void member_stop(member *m, void (*done)(void *), void *arg)
     s->m = m;
     s->done = done;
     s->arg = arg;
-    s->pending = 4;
+    s->pending = 6;
     process_ready(m); /* persist what is pending */
     while (m->all)
         waiter_finish_error(m, m->all, 14, "etcdserver: server stopped");
     m->tick_timer.data = s;
     m->prepare.data = s;
     m->compact_timer.data = s;
+    m->watch_sync_timer.data = s;
+    m->watch_progress_timer.data = s;
+    uv_close((uv_handle_t *)&m->watch_sync_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&m->watch_progress_timer, on_handle_closed);
     uv_close((uv_handle_t *)&m->compact_timer, on_handle_closed);
     uv_close((uv_handle_t *)&m->tick_timer, on_handle_closed);
     uv_close((uv_handle_t *)&m->prepare, on_handle_closed);

@@ -17,6 +17,7 @@
 #include "server/member.h"
 #include "server/storage.h"
 #include "transport/transport.h"
+#include "watch/watch.h"
 
 /* What a proposed entry carries, after its header. */
 enum req_kind {
@@ -100,6 +101,14 @@ struct member {
     pending_reply *replies;
     uint32_t n_replies, cap_replies;
 
+    /* watch (watch_svc.c) */
+    watch_hub *watch;
+    mvcc_arena watch_arena;
+    watch_event *watch_ev;
+    watch_kv *watch_prev;
+    size_t watch_cap;
+    uv_timer_t watch_sync_timer, watch_progress_timer;
+
     /* metrics */
     uint64_t proposals_committed, proposals_failed, leader_changes;
     raft_id last_leader;
@@ -117,6 +126,14 @@ extern const api_method maint_methods[];
 extern const size_t maint_n_methods;
 struct ProtobufCMessage;
 void member_reply_pb(api_call *call, const struct ProtobufCMessage *msg);
+
+/* watch_svc.c: the Watch service. */
+extern const api_method watch_methods[];
+extern const size_t watch_n_methods;
+int watch_svc_start(member *m, cord_error *err);
+/* Feeds the hub the revisions applied since the last call. */
+void watch_svc_after_apply(member *m);
+void watch_svc_free(member *m);
 
 /* kv.c: the KV service. */
 extern const api_method kv_methods[];

@@ -13,7 +13,15 @@
  * cluster id, our id and the id we expect the peer to have. The listener
  * answers HELLO_ACK, or REJECT (cluster id mismatch, wrong member id) and
  * closes; both sides log the reason. The dialer pipelines messages right
- * after its HELLO without waiting for the ACK. Sockets get TCP_NODELAY.
+ * after its HELLO without waiting for the ACK; a dial that has no HELLO_ACK
+ * within handshake_timeout_ms fails. A newer HELLO from a member replaces
+ * that member's older incoming connection (it restarted, or the old one is
+ * half-open). Sockets get TCP_NODELAY, keepalive, and TCP_USER_TIMEOUT
+ * (unacknowledged data fails the connection after tcp_user_timeout_ms).
+ *
+ * One event-loop turn: the first message to an idle connection is written at
+ * once; messages sent while a write is in flight go out together in the next
+ * write (at most write_batch_bytes, one write in flight per peer).
  *
  * Sending and loss
  * ----------------
@@ -109,7 +117,8 @@ enum transport_log_level {
     TRANSPORT_LOG_ERROR
 };
 
-/* A log line (no newline). Default: "level=warn component=transport self=ID msg=..." on stderr. */
+/* A log line (no newline), logfmt: "level=warn component=transport member=ID event=... ".
+ * Default: written to stderr. */
 typedef void (*transport_log_fn)(void *ctx, enum transport_log_level level, const char *line);
 
 typedef struct transport_options {
@@ -120,7 +129,8 @@ typedef struct transport_options {
     uint32_t write_batch_bytes;         /* bytes handed to one uv_write (default 1 MiB) */
     uint32_t backoff_min_ms;            /* first reconnect delay (default 50) */
     uint32_t backoff_max_ms;            /* reconnect delay cap (default 2000) */
-    uint32_t handshake_timeout_ms;      /* incoming HELLO deadline (default 5000) */
+    uint32_t handshake_timeout_ms;      /* HELLO (incoming) / dial+ACK (outgoing) deadline
+                                           (default 5000) */
     uint32_t max_incoming;              /* accepted connections open at once (default 256) */
     uint32_t tcp_user_timeout_ms;       /* TCP_USER_TIMEOUT: unacknowledged data fails the
                                            connection after this long (default 15000; 0: off) */

@@ -9,6 +9,8 @@
  *   /test.Echo/Delayed       request "<ms>": reply "late" after ms (async reply after a timer)
  *   /test.Echo/Fail          request "<code> <message>": finish with that status
  *   /test.Echo/Ticker        one message every 10 ms until the client goes away
+ *   /etcdserverpb.KV/Range, /etcdserverpb.KV/Put   reply an empty message (a valid empty
+ *                            RangeResponse / PutResponse) so stock etcdctl (grpc-go) can call them
  * HTTP/1.1 routes:
  *   GET /health   {"health":"true"}
  *   POST /echo    the body back
@@ -72,6 +74,12 @@ static void unary(api_call *c, const uint8_t *m, size_t n, void *ud)
 {
     generic_open(c);
     api_call_reply(c, m, n);
+}
+
+static void empty_reply(api_call *c, const uint8_t *m, size_t n, void *ud)
+{
+    generic_open(c);
+    api_call_reply(c, NULL, 0);
 }
 
 static void server_stream(api_call *c, const uint8_t *m, size_t n, void *ud)
@@ -307,6 +315,8 @@ int main(int argc, char **argv)
         {"/test.Echo/Delayed", delayed, generic_close, NULL, NULL},
         {"/test.Echo/Fail", fail, generic_close, NULL, NULL},
         {"/test.Echo/Ticker", ticker, generic_close, NULL, ticker_half_close},
+        {"/etcdserverpb.KV/Range", empty_reply, generic_close, NULL, NULL},
+        {"/etcdserverpb.KV/Put", empty_reply, generic_close, NULL, NULL},
     };
     static const api_http_route routes[] = {
         {"GET", "/health", h_health, NULL},  {"POST", "/echo", h_echo, NULL},
