@@ -56,6 +56,8 @@ struct api_call {
 
     /* request headers */
     char *path;
+    char *hdrs; /* "name\0value\0..." of the regular (non-pseudo) headers */
+    size_t hdrs_len;
     size_t header_bytes;
     bool is_post, ct_grpc, ct_seen;
 
@@ -133,6 +135,7 @@ struct api_server {
     uv_loop_t *loop;
     uv_tcp_t listener;
     uv_prepare_t prepare;
+    uv_idle_t idle; /* active while conns are dirty: the loop must not block before the flush */
     int port;
     api_method *methods;
     size_t n_methods;
@@ -351,6 +354,11 @@ static void conn_flush_h2(api_conn *c)
 
 /* -------------------------------------------------------- conn lifecycle */
 
+static void on_idle_noop(uv_idle_t *h)
+{
+    (void)h;
+}
+
 static void conn_mark_dirty(api_conn *c)
 {
     if (c->dirty || c->torn_down)
@@ -358,6 +366,12 @@ static void conn_mark_dirty(api_conn *c)
     c->dirty = true;
     c->dirty_next = c->srv->dirty;
     c->srv->dirty = c;
+    /* Dirtied after this iteration's prepare ran (from a check or close
+     * callback, or another prepare handle that runs after ours): an active
+     * idle handle makes the next poll return at once, so the flush is not
+     * held back until some unrelated event. */
+    if (!uv_is_active((uv_handle_t *)&c->srv->idle) && !uv_is_closing((uv_handle_t *)&c->srv->idle))
+        (void)on_idle_noop;
 }
 
 static void conn_schedule_close(api_conn *c)
@@ -378,6 +392,7 @@ static void call_free(api_call *call)
     }
     free(call->msg);
     free(call->path);
+    free(call->hdrs);
     free(call->status_msg);
     free(call);
 }
@@ -471,6 +486,8 @@ static void on_prepare(uv_prepare_t *p)
         else if (c->proto == PROTO_H1)
             h1_process(c);
     }
+    if (uv_is_active((uv_handle_t *)&s->idle))
+        uv_idle_stop(&s->idle);
 }
 
 /* --------------------------------------------------------------- gRPC */
@@ -701,6 +718,19 @@ const char *api_call_peer(const api_call *c)
     return c->conn->peer;
 }
 
+const char *api_call_header(const api_call *c, const char *name)
+{
+    if (!c->hdrs)
+        return NULL;
+    for (const char *p = c->hdrs; p < c->hdrs + c->hdrs_len;) {
+        const char *v = p + strlen(p) + 1;
+        if (strcasecmp(p, name) == 0)
+            return v;
+        p = v + strlen(v) + 1;
+    }
+    return NULL;
+}
+
 /* Finish a call because of a transport-level problem (too large, compressed). */
 static void call_fail(api_call *call, int status, const char *msg)
 {
@@ -788,6 +818,20 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         call->ct_seen = true;
         call->ct_grpc = valuelen >= 16 && memcmp(value, "application/grpc", 16) == 0 &&
                         (valuelen == 16 || value[16] == '+' || value[16] == ';');
+    }
+    if (namelen > 0 && name[0] != ':') {
+        /* kept for api_call_header (metadata such as "hasleader", "token") */
+        char *nb = realloc(call->hdrs, call->hdrs_len + namelen + valuelen + 3);
+        if (!nb)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        call->hdrs = nb;
+        memcpy(nb + call->hdrs_len, name, namelen);
+        call->hdrs_len += namelen;
+        nb[call->hdrs_len++] = 0;
+        memcpy(nb + call->hdrs_len, value, valuelen);
+        call->hdrs_len += valuelen;
+        nb[call->hdrs_len++] = 0;
+        nb[call->hdrs_len] = 0; /* terminator, not counted */
     }
     return 0;
 }
@@ -1693,6 +1737,7 @@ static void server_maybe_finish(api_server *s)
         return;
     if (s->n_conns == 0 && s->prepare_inited && !uv_is_closing((uv_handle_t *)&s->prepare)) {
         uv_close((uv_handle_t *)&s->prepare, on_server_handle_closed);
+        uv_close((uv_handle_t *)&s->idle, on_server_handle_closed);
         return;
     }
     if (s->n_conns == 0 && s->handles_open == 0) {
@@ -1800,6 +1845,9 @@ int api_server_start(uv_loop_t *loop, const char *listen_url, const api_method *
     uv_prepare_init(loop, &s->prepare);
     s->prepare.data = s;
     s->prepare_inited = true;
+    s->handles_open++;
+    uv_idle_init(loop, &s->idle);
+    s->idle.data = s;
     s->handles_open++;
     uv_prepare_start(&s->prepare, on_prepare);
     uv_unref((uv_handle_t *)&s->prepare);

@@ -35,6 +35,26 @@
  *     meanwhile (then writes are dropped, api_http_stream_write returns
  *     API_ECLOSED, and the optional close callback has been called).
  *
+ * gRPC wire behaviour:
+ *   - reply HEADERS: ":status 200", "content-type application/grpc"; then
+ *     5-byte-prefixed messages; then trailers grpc-status / grpc-message
+ *     (percent-encoded). An error before any message is a trailers-only
+ *     response (one HEADERS frame with END_STREAM).
+ *   - unknown path: UNIMPLEMENTED with grpc-go's texts: "unknown service S",
+ *     "unknown method M for service S", "malformed method name: \"P\"".
+ *     Not POST: HTTP 405; content-type not application/grpc[+...|;...]: 415.
+ *   - request messages may be split across DATA frames, several per frame.
+ *     Compressed flag set: UNIMPLEMENTED. END_STREAM inside a message:
+ *     INTERNAL. Stream ends (END_STREAM) with nothing sent and no
+ *     on_half_close: INTERNAL "grpc: no request message received".
+ *   - after our END_STREAM, request bytes are dropped; past 64 KiB of them the
+ *     stream is reset with NO_ERROR (RFC 7540 8.1).
+ *   - protocol errors (bad frames, HPACK, flow control, floods) are
+ *     nghttp2's: GOAWAY and close of that connection only.
+ *   - SETTINGS: MAX_CONCURRENT_STREAMS = max_streams_per_conn, stream window
+ *     1 MiB, connection window 16 MiB, MAX_HEADER_LIST_SIZE 16 KiB. Window
+ *     updates are automatic (bounded by the partial-message cap below).
+ *
  * Errors: functions that can fail return API_OK (0) or one of the API_E*
  * codes below and fill a cord_error (may be NULL) with a message.
  */
@@ -115,7 +135,7 @@ typedef struct api_method {
     const char *path; /* "/etcdserverpb.KV/Range"; copied at start */
     api_msg_fn on_message;
     api_close_fn on_close;
-    void *ud; /* passed to every callback of this method */
+    void *ud;                        /* passed to every callback of this method */
     api_half_close_fn on_half_close; /* optional, see above */
 } api_method;
 
@@ -152,7 +172,9 @@ typedef struct api_limits {
     size_t max_pending_send_bytes_per_conn;
     /* A connection that sends nothing (no preface, no complete HTTP/1.1
      * request) for this long is closed; also idle HTTP/1.1 keep-alive
-     * connections. HTTP/2 connections are not timed out. Default 30000 ms. */
+     * connections, and an HTTP/2 connection whose socket has not taken any
+     * of our output (256 KiB in flight) for this long. Idle HTTP/2
+     * connections are otherwise kept. Default 30000 ms. */
     uint32_t idle_timeout_ms;
     /* gRPC status and message for a request message larger than
      * max_request_bytes. Defaults: RESOURCE_EXHAUSTED (8) and
@@ -177,7 +199,15 @@ void api_limits_default(api_limits *l);
  * limits: NULL or a struct with zero fields meaning the defaults.
  * Returns API_OK and *out, or API_EINVAL (bad URL, duplicate or malformed
  * path), API_EADDR (resolve/bind/listen failed; err->sys_errno set),
- * API_ENOMEM.
+ * API_ENOMEM. After API_EADDR from bind/listen the half-made server is freed
+ * by a close callback: run the loop (uv_run) before uv_loop_close.
+ *
+ * Request limits applied here, before any handler: a gRPC message over
+ * max_request_bytes finishes the call (see too_large_*); request headers
+ * over 16 KiB reset the stream; one connection may hold at most
+ * max(32 MiB, 4 x max_request_bytes) of partially received messages (past
+ * it the call fails with RESOURCE_EXHAUSTED); HTTP/1.1 headers over 16 KiB
+ * get 431, bodies over max_request_bytes 413, chunked request bodies 501.
  */
 int api_server_start(uv_loop_t *loop, const char *listen_url, const api_method *methods,
                      size_t n_methods, const api_http_route *routes, size_t n_routes,
@@ -239,10 +269,16 @@ const char *api_call_path(const api_call *c);
 /* api_call_peer: "ip:port" of the client (for logs). */
 const char *api_call_peer(const api_call *c);
 
+/* api_call_header: value of a request header / gRPC metadata entry
+ * (case-insensitive name, e.g. "hasleader", "token", "grpc-timeout"), or
+ * NULL. The first one if repeated. Valid until on_close. */
+const char *api_call_header(const api_call *c, const char *name);
+
 /* ---- HTTP/1.1 -------------------------------------------------------------- */
 
 /* api_http_respond: status line, Content-Type (omitted if NULL),
- * Content-Length, body (copied). Ends the request: r is invalid after. */
+ * Content-Length, body (copied). Ends the request: r is invalid after
+ * (respond or stream_end exactly once per request). */
 void api_http_respond(api_http_req *r, int status, const char *content_type, const void *body,
                       size_t len);
 

@@ -108,14 +108,14 @@ static void waiter_free(member *m, waiter *w)
     m->n_waiters--;
 }
 
-/* The client went away: forget its call, keep the waiter until its entry
- * is applied (so the id is not reused for another reply). */
+/* The client went away: forget its call in every waiter (a stream may have
+ * several), keep the waiters until their entries are applied. */
 static void on_call_closed(api_call *call, void *ud)
 {
-    (void)ud;
-    waiter *w = api_call_get_ud(call);
-    if (w)
-        w->call = NULL;
+    member *m = ud;
+    for (waiter *w = m->all; w; w = w->next_all)
+        if (w->call == call)
+            w->call = NULL;
 }
 
 void member_reply_error(api_call *call, int grpc_status, const char *message)
@@ -126,7 +126,7 @@ void member_reply_error(api_call *call, int grpc_status, const char *message)
 
 static void waiter_finish_error(member *m, waiter *w, int grpc_status, const char *message)
 {
-    if (w->call)
+    if (w->call && !w->streaming)
         api_call_finish(w->call, grpc_status, message);
     waiter_free(m, w);
 }
@@ -155,7 +155,10 @@ static void flush_replies(member *m)
         pending_reply *p = &m->replies[i];
         waiter *w = member_waiter_find(m, p->waiter_id);
         if (w) {
-            if (w->call) {
+            if (w->call && w->streaming) {
+                if (p->grpc_status == 0)
+                    api_call_send(w->call, p->msg, p->len);
+            } else if (w->call) {
                 if (p->grpc_status == 0)
                     api_call_reply(w->call, p->msg, p->len);
                 else
@@ -206,7 +209,8 @@ static void raft_error_reply(api_call *call, int rc)
     }
 }
 
-void member_propose(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len)
+static void propose_common(member *m, api_call *call, uint8_t kind, const uint8_t *req,
+                           size_t len, bool streaming)
 {
     if (m->failed) {
         member_reply_error(call, 14, "etcdserver: member is stopping");
@@ -216,11 +220,25 @@ void member_propose(member *m, api_call *call, uint8_t kind, const uint8_t *req,
         member_reply_error(call, 3, "etcdserver: request is too large");
         return;
     }
+    if (!call) { /* the member's own request: nobody waits */
+        uint8_t *buf = malloc(ENTRY_HEADER_LEN + len);
+        if (!buf)
+            return;
+        buf[0] = ENTRY_MAGIC;
+        buf[1] = kind;
+        put_u64(buf + 2, m->id);
+        put_u64(buf + 10, 0);
+        memcpy(buf + ENTRY_HEADER_LEN, req, len);
+        (void)raft_propose(m->r, buf, (uint32_t)(ENTRY_HEADER_LEN + len));
+        free(buf);
+        return;
+    }
     waiter *w = waiter_new(m, call, kind, W_PROPOSED);
     if (!w) {
         member_reply_error(call, 8, "etcdserver: too many requests");
         return;
     }
+    w->streaming = streaming;
     size_t n = ENTRY_HEADER_LEN + len;
     uint8_t *buf = malloc(n);
     if (!buf) {
@@ -239,8 +257,20 @@ void member_propose(member *m, api_call *call, uint8_t kind, const uint8_t *req,
         w->call = NULL;
         api_call_set_ud(call, NULL);
         waiter_free(m, w);
-        raft_error_reply(call, rc);
+        if (!streaming)
+            raft_error_reply(call, rc);
     }
+}
+
+void member_propose(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len)
+{
+    propose_common(m, call, kind, req, len, false);
+}
+
+void member_propose_stream(member *m, api_call *call, uint8_t kind, const uint8_t *req,
+                           size_t len)
+{
+    propose_common(m, call, kind, req, len, true);
 }
 
 void member_read(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len)
@@ -359,13 +389,19 @@ static int exec_entry(void *ctx, mvcc_store *mv, const raft_entry *e, cord_error
     uint8_t kind = e->data[1];
     uint64_t origin = get_u64(e->data + 2);
     uint64_t req_id = get_u64(e->data + 10);
-    waiter *w = origin == m->id ? member_waiter_find(m, req_id) : NULL;
+    waiter *w = origin == m->id && req_id != 0 ? member_waiter_find(m, req_id) : NULL;
     int status = 0;
     const char *message = NULL;
     uint8_t *msg = NULL;
     size_t msg_len = 0;
-    if (kv_apply(m, mv, kind, e->data + ENTRY_HEADER_LEN, e->len - ENTRY_HEADER_LEN, w != NULL,
-                 &status, &message, &msg, &msg_len) != 0)
+    int arc;
+    if (kind >= REQ_LEASE_GRANT)
+        arc = lease_apply(m, mv, e->index, kind, e->data + ENTRY_HEADER_LEN,
+                          e->len - ENTRY_HEADER_LEN, w != NULL, &status, &message, &msg, &msg_len);
+    else
+        arc = kv_apply(m, mv, kind, e->data + ENTRY_HEADER_LEN, e->len - ENTRY_HEADER_LEN,
+                       w != NULL, &status, &message, &msg, &msg_len);
+    if (arc != 0)
         return cord_error_set(err, STORAGE_EIO, 0,
                               "applying entry %llu: the key-value store failed",
                               (unsigned long long)e->index);
@@ -446,8 +482,18 @@ static void process_ready(member *m)
                 m->leader_changes++;
             m->last_leader = rd.leader;
             transfers_done(m, rd.leader);
+        }
+        bool leader_now = raft_leader(m->r) == m->id;
+        if (leader_now != m->was_leader) {
+            m->was_leader = leader_now;
+            lease_svc_on_leader_change(m, leader_now);
             log_info("member %016" PRIx64 ": leader is now %016" PRIx64 " (term %" PRIu64 ")",
                      m->id, rd.leader, raft_term(m->r));
+        }
+        if (rd.snapshot) {
+            int64_t now = (int64_t)uv_now(m->loop);
+            if (lease_reload(m->leases, now, &e) != LEASE_OK)
+                log_warn("member: reloading leases after a snapshot install: %s", e.msg);
         }
         handle_reads(m, &rd);
         bool want_snapshot = rd.want_snapshot;
@@ -479,6 +525,7 @@ static void on_tick(uv_timer_t *t)
     member *m = t->data;
     m->ticks++;
     raft_tick(m->r);
+    lease_svc_tick(m);
     waiter *w = m->all;
     while (w) {
         waiter *next = w->next_all;
@@ -640,11 +687,22 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
     uint32_t election_ticks = cfg->election_timeout_ms / cfg->heartbeat_interval_ms;
     m->request_timeout_ticks = (5000 + 2 * cfg->election_timeout_ms) / cfg->heartbeat_interval_ms;
 
+    lease_options lo;
+    memset(&lo, 0, sizeof lo);
+    lo.min_ttl_s = lease_min_ttl_s(cfg->election_timeout_ms);
+    int rc = lease_table_new(&lo, &m->leases, err);
+    if (rc != LEASE_OK)
+        goto fail;
     storage_options so;
     memset(&so, 0, sizeof so);
     so.mvcc.quota_bytes = cfg->quota_backend_bytes;
-    int rc = storage_open(cfg->data_dir, &so, &m->st, err);
+    so.mvcc.lease_exists = lease_exists_cb;
+    so.mvcc.lease_ctx = m->leases;
+    rc = storage_open(cfg->data_dir, &so, &m->st, err);
     if (rc != STORAGE_OK)
+        goto fail;
+    rc = lease_load(m->leases, storage_mvcc(m->st), err);
+    if (rc != LEASE_OK)
         goto fail;
     storage_set_executor(m->st, exec_entry, m);
 
@@ -701,8 +759,8 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
         routes[i].ud = m;
     api_method methods[64];
     size_t n_methods = 0;
-    const api_method *tables[] = {kv_methods, maint_methods, watch_methods};
-    const size_t sizes[] = {kv_n_methods, maint_n_methods, watch_n_methods};
+    const api_method *tables[] = {kv_methods, maint_methods, watch_methods, lease_methods};
+    const size_t sizes[] = {kv_n_methods, maint_n_methods, watch_n_methods, lease_n_methods};
     for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++)
         for (size_t i = 0; i < sizes[t] && n_methods < 64; i++) {
             methods[n_methods] = tables[t][i];
@@ -740,6 +798,7 @@ fail:
         transport_close(m->tr);
     raft_free(m->r);
     storage_close(m->st);
+    lease_table_free(m->leases);
     free(m);
     return -1;
 }
@@ -761,6 +820,7 @@ static void stop_step(stop_ctx *s)
     watch_svc_free(m);
     raft_free(m->r);
     storage_close(m->st);
+    lease_table_free(m->leases);
     mvcc_arena_reset(&m->arena);
     free(m->replies);
     void (*done)(void *) = s->done;

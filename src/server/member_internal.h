@@ -17,6 +17,7 @@
 #include "server/member.h"
 #include "server/storage.h"
 #include "transport/transport.h"
+#include "lease/lease.h"
 #include "watch/watch.h"
 
 /* What a proposed entry carries, after its header. */
@@ -27,6 +28,9 @@ enum req_kind {
     REQ_COMPACT = 4,
     REQ_RANGE = 5, /* reads: never proposed, served after a read index */
     REQ_MOVE_LEADER = 6, /* never proposed: waits for the leader to change */
+    REQ_LEASE_GRANT = 7,
+    REQ_LEASE_REVOKE = 8,
+    REQ_LEASE_RENEW = 9, /* a follower's KeepAlive, carried to the leader by the log */
 };
 
 /* Entry header: magic, kind, origin member, request id (little endian). */
@@ -48,6 +52,7 @@ typedef struct waiter {
     api_call *call; /* NULL once the client went away */
     uint8_t kind;
     uint8_t state;
+    bool streaming; /* the call is a stream: answer with a message, never finish it */
     uint64_t read_index;
     uint64_t deadline_tick;
     uint8_t *req; /* reads: the request, run once the read point is applied */
@@ -101,6 +106,9 @@ struct member {
     pending_reply *replies;
     uint32_t n_replies, cap_replies;
 
+    lease_table *leases;
+    bool was_leader;
+
     /* watch (watch_svc.c) */
     watch_hub *watch;
     mvcc_arena watch_arena;
@@ -135,6 +143,15 @@ int watch_svc_start(member *m, cord_error *err);
 void watch_svc_after_apply(member *m);
 void watch_svc_free(member *m);
 
+/* lease_svc.c: the Lease service. */
+extern const api_method lease_methods[];
+extern const size_t lease_n_methods;
+int lease_apply(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, const uint8_t *req,
+                size_t len, bool want_reply, int *status, const char **message, uint8_t **msg,
+                size_t *msg_len);
+void lease_svc_on_leader_change(member *m, bool leader);
+void lease_svc_tick(member *m);
+
 /* kv.c: the KV service. */
 extern const api_method kv_methods[];
 extern const size_t kv_n_methods;
@@ -148,8 +165,12 @@ int kv_apply(member *m, mvcc_store *mv, uint8_t kind, const uint8_t *req, size_t
 /* Serves a read now on the local store. */
 void kv_serve_read(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len);
 
-/* Proposes a request of `kind` for `call`, or replies with an error. */
+/* Proposes a request of `kind` for `call`, or replies with an error. With call
+ * NULL the member proposes on its own behalf (no one waits). */
 void member_propose(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len);
+/* The same for one message of a stream: the answer is sent on the stream. */
+void member_propose_stream(member *m, api_call *call, uint8_t kind, const uint8_t *req,
+                           size_t len);
 /* Linearizable read: waits for a read point, then kv_serve_read. */
 void member_read(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len);
 void member_reply_error(api_call *call, int grpc_status, const char *message);

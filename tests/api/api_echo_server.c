@@ -9,6 +9,7 @@
  *   /test.Echo/Delayed       request "<ms>": reply "late" after ms (async reply after a timer)
  *   /test.Echo/Fail          request "<code> <message>": finish with that status
  *   /test.Echo/Ticker        one message every 10 ms until the client goes away
+ *   /test.Echo/Header        request "<name>": reply that request header's value, or "<none>"
  *   /etcdserverpb.KV/Range, /etcdserverpb.KV/Put   reply an empty message (a valid empty
  *                            RangeResponse / PutResponse) so stock etcdctl (grpc-go) can call them
  * HTTP/1.1 routes:
@@ -80,6 +81,17 @@ static void empty_reply(api_call *c, const uint8_t *m, size_t n, void *ud)
 {
     generic_open(c);
     api_call_reply(c, NULL, 0);
+}
+
+static void header(api_call *c, const uint8_t *m, size_t n, void *ud)
+{
+    generic_open(c);
+    char name[128];
+    snprintf(name, sizeof name, "%.*s", (int)(n < 127 ? n : 127), (const char *)m);
+    const char *v = api_call_header(c, name);
+    if (!v)
+        v = "<none>";
+    api_call_reply(c, (const uint8_t *)v, strlen(v));
 }
 
 static void server_stream(api_call *c, const uint8_t *m, size_t n, void *ud)
@@ -315,12 +327,13 @@ int main(int argc, char **argv)
         {"/test.Echo/Delayed", delayed, generic_close, NULL, NULL},
         {"/test.Echo/Fail", fail, generic_close, NULL, NULL},
         {"/test.Echo/Ticker", ticker, generic_close, NULL, ticker_half_close},
+        {"/test.Echo/Header", header, generic_close, NULL, NULL},
         {"/etcdserverpb.KV/Range", empty_reply, generic_close, NULL, NULL},
         {"/etcdserverpb.KV/Put", empty_reply, generic_close, NULL, NULL},
     };
     static const api_http_route routes[] = {
-        {"GET", "/health", h_health, NULL},  {"POST", "/echo", h_echo, NULL},
-        {"GET", "/stream", h_stream, NULL},  {"GET", "/stats", h_stats, NULL},
+        {"GET", "/health", h_health, NULL}, {"POST", "/echo", h_echo, NULL},
+        {"GET", "/stream", h_stream, NULL}, {"GET", "/stats", h_stats, NULL},
         {"GET", "/slow", h_slow, NULL},
     };
     loop = uv_default_loop();

@@ -218,6 +218,16 @@ def test_async_reply(chan):
     assert time.monotonic() - t0 >= 0.19
 
 
+def test_request_metadata(chan):
+    h = unary(chan, "/test.Echo/Header")
+    md = (("hasleader", "true"), ("token", "abc"))
+    assert h(b"hasleader", metadata=md, timeout=5) == b"true"
+    assert h(b"Token", metadata=md, timeout=5) == b"abc"
+    assert h(b"content-type", timeout=5) == b"application/grpc"
+    assert h(b"nope", timeout=5) == b"<none>"
+    assert h(b":path", timeout=5) == b"<none>"  # pseudo headers: see api_call_path
+
+
 def test_unknown_method_and_service(chan):
     with pytest.raises(grpc.RpcError) as e:
         unary(chan, "/test.Echo/Nope")(b"x", timeout=5)
@@ -351,8 +361,8 @@ def test_curl_http2_unknown_method_trailers_only(srv):
 
 
 def test_http2_not_grpc(srv):
-    out = curl("--http2-prior-knowledge", "-D", "-", "-o", "/dev/null",
-               "-H", "content-type: text/plain", "--data-binary", "x", srv.url("/test.Echo/Unary"))
+    out = curl("--http2-prior-knowledge", "-D", "-", "-o", "/dev/null", "-X", "POST",
+               "-H", "content-type: text/plain", srv.url("/test.Echo/Unary"))
     assert out.stdout.decode().lower().startswith("http/2 415")
 
 
@@ -568,6 +578,56 @@ def test_many_half_sent_big_requests_are_bounded(srv, chan):
     assert unary(chan)(b"ok", timeout=5) == b"ok"
     s.close()
     wait_for(lambda: stats(srv)["live_calls"] == 0, what="calls closed with the connection")
+
+
+def test_ping_flood_from_a_client_that_never_reads(srv, chan):
+    s = h2_connect(srv, rcvbuf=4096)
+    s.settimeout(5)
+    try:
+        s.sendall(PREFACE + frame(SETTINGS, 0, 0) + frame(PING, 0, 0, b"12345678") * 100000)
+    except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        pass  # closed on us: fine
+    assert unary(chan)(b"ok", timeout=5) == b"ok"
+    s.close()
+
+
+def test_random_frames_fuzz(srv, chan):
+    import random
+    rnd = random.Random(1234)
+    for i in range(150):
+        s = h2_connect(srv)
+        out = PREFACE + frame(SETTINGS, 0, 0)
+        for _ in range(rnd.randint(1, 8)):
+            ftype = rnd.choice([DATA, HEADERS, 2, RST_STREAM, SETTINGS, 5, PING, GOAWAY,
+                                WINDOW_UPDATE, 9, rnd.randint(0, 255)])
+            sid = rnd.choice([0, 1, 3, 2, rnd.randint(0, 2**31 - 1)])
+            if ftype == HEADERS and rnd.random() < 0.5:
+                payload = grpc_request_headers(rnd.choice([b"/test.Echo/Unary", b"/test.Echo/Bidi",
+                                                           b"/x/y", b"bad"]))
+            elif ftype == DATA and rnd.random() < 0.5:
+                payload = grpc_msg(rnd.randbytes(rnd.randint(0, 50)), rnd.choice([0, 0, 1]))
+            else:
+                payload = rnd.randbytes(rnd.choice([0, 1, 4, 5, 8, 9, 50]))
+            out += frame(ftype, rnd.randint(0, 255), sid, payload)
+        if rnd.random() < 0.3:
+            out = out[:rnd.randint(24, len(out))]
+        try:
+            s.sendall(out)
+            read_frames(s, timeout=0.2)
+        except OSError:
+            pass
+        s.close()
+    for i in range(50):  # HTTP/1.1 garbage
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        try:
+            s.sendall(rnd.choice([b"GET ", b"POST /echo HTTP/1.1\r\n", b""]) + rnd.randbytes(200)
+                      + b"\r\n\r\n")
+            s.settimeout(0.2)
+            s.recv(4096)
+        except OSError:
+            pass
+        s.close()
+    assert unary(chan)(b"survived", timeout=5) == b"survived"
 
 
 def test_too_many_streams_on_one_connection(srv):

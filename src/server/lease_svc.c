@@ -1,0 +1,364 @@
+/*
+ * lease_svc.c: the Lease service on the replicated lease table (src/lease).
+ *
+ * Grant and Revoke go through the log and are applied on every member.
+ * Expiry is the leader's decision: its tick lists expired leases and
+ * proposes their revokes. KeepAlive on the leader renews at once; on a
+ * follower the renewal is carried to the leader as a log entry (every
+ * member applies it; only the leader's table keeps deadlines), and the
+ * follower answers once it is applied. After a leader change, leases get
+ * a full TTL plus an election timeout (lease_promote), never expiring at
+ * once.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "etcdserverpb/rpc.pb-c.h"
+#include "lease/lease.h"
+#include "server/member_internal.h"
+
+#define LEASE_EXPIRE_BATCH 64
+
+static int64_t now_ms(member *m)
+{
+    return (int64_t)uv_now(m->loop);
+}
+
+static void lease_error(int code, int *status, const char **message)
+{
+    *status = lease_grpc_status(code, message);
+    if (*status == 0) {
+        *status = 13;
+        *message = lease_strerror(code);
+    }
+}
+
+static int pack_into(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
+{
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return -1;
+    protobuf_c_message_pack(msg, buf);
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static void header(member *m, Etcdserverpb__ResponseHeader *h)
+{
+    member_fill_header_fields(m, 0, &h->cluster_id, &h->member_id, &h->revision, &h->raft_term);
+}
+
+/* ------------------------------------------------------------- applying */
+
+int lease_apply(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, const uint8_t *req,
+                size_t len, bool want_reply, int *status, const char **message, uint8_t **msg,
+                size_t *msg_len)
+{
+    (void)mv;
+    cord_error e;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    switch (kind) {
+    case REQ_LEASE_GRANT: {
+        Etcdserverpb__LeaseGrantRequest *rq =
+            etcdserverpb__lease_grant_request__unpack(NULL, len, req);
+        if (!rq)
+            return 0; /* nothing to do, on every member alike */
+        int64_t id = 0, ttl = 0;
+        int rc = lease_grant(m->leases, rq->id, rq->ttl, index, now_ms(m), &id, &ttl, &e);
+        etcdserverpb__lease_grant_request__free_unpacked(rq, NULL);
+        if (rc == LEASE_ESTORAGE || rc == LEASE_ENOMEM)
+            return -1;
+        if (!want_reply)
+            return 0;
+        if (rc != LEASE_OK) {
+            lease_error(rc, status, message);
+            return 0;
+        }
+        header(m, &h);
+        Etcdserverpb__LeaseGrantResponse r = ETCDSERVERPB__LEASE_GRANT_RESPONSE__INIT;
+        r.header = &h;
+        r.id = id;
+        r.ttl = ttl;
+        if (pack_into(&r.base, msg, msg_len) != 0) {
+            *status = 8;
+            *message = "etcdserver: out of memory";
+        }
+        return 0;
+    }
+    case REQ_LEASE_REVOKE: {
+        Etcdserverpb__LeaseRevokeRequest *rq =
+            etcdserverpb__lease_revoke_request__unpack(NULL, len, req);
+        if (!rq)
+            return 0;
+        int64_t id = rq->id;
+        etcdserverpb__lease_revoke_request__free_unpacked(rq, NULL);
+        mvcc_arena_reset(&m->arena);
+        mvcc_delete_resp del;
+        memset(&del, 0, sizeof del);
+        int rc = lease_revoke(m->leases, &m->arena, id, false, &del, &e);
+        if (rc == LEASE_ESTORAGE || rc == LEASE_ENOMEM)
+            return -1;
+        if (rc == LEASE_OK)
+            log_debug("lease %016llx revoked, %lld keys deleted", (unsigned long long)id,
+                      (long long)del.deleted);
+        if (!want_reply)
+            return 0;
+        if (rc != LEASE_OK && rc != LEASE_ERESULT) {
+            lease_error(rc, status, message);
+            return 0;
+        }
+        header(m, &h);
+        Etcdserverpb__LeaseRevokeResponse r = ETCDSERVERPB__LEASE_REVOKE_RESPONSE__INIT;
+        r.header = &h;
+        if (pack_into(&r.base, msg, msg_len) != 0) {
+            *status = 8;
+            *message = "etcdserver: out of memory";
+        }
+        return 0;
+    }
+    case REQ_LEASE_RENEW: {
+        Etcdserverpb__LeaseKeepAliveRequest *rq =
+            etcdserverpb__lease_keep_alive_request__unpack(NULL, len, req);
+        if (!rq)
+            return 0;
+        int64_t id = rq->id;
+        etcdserverpb__lease_keep_alive_request__free_unpacked(rq, NULL);
+        int64_t ttl = 0;
+        if (lease_is_leader(m->leases)) {
+            if (lease_renew(m->leases, id, now_ms(m), &ttl, NULL) != LEASE_OK)
+                ttl = 0;
+        } else if (lease_ttl(m->leases, id, &ttl) != LEASE_OK) {
+            ttl = 0;
+        }
+        if (!want_reply)
+            return 0;
+        header(m, &h);
+        Etcdserverpb__LeaseKeepAliveResponse r = ETCDSERVERPB__LEASE_KEEP_ALIVE_RESPONSE__INIT;
+        r.header = &h;
+        r.id = id;
+        r.ttl = ttl;
+        if (pack_into(&r.base, msg, msg_len) != 0) {
+            *status = 8;
+            *message = "etcdserver: out of memory";
+        }
+        return 0;
+    }
+    default: return 0;
+    }
+}
+
+/* --------------------------------------------------------------- leader */
+
+void lease_svc_on_leader_change(member *m, bool leader)
+{
+    if (leader)
+        lease_promote(m->leases, now_ms(m), (int64_t)m->cfg.election_timeout_ms);
+    else
+        lease_demote(m->leases);
+}
+
+/* Proposes a revoke for each expired lease (no client waits for these). */
+void lease_svc_tick(member *m)
+{
+    if (!lease_is_leader(m->leases) || m->failed)
+        return;
+    int64_t ids[LEASE_EXPIRE_BATCH];
+    size_t n = lease_expired(m->leases, now_ms(m), ids, LEASE_EXPIRE_BATCH);
+    for (size_t i = 0; i < n; i++) {
+        Etcdserverpb__LeaseRevokeRequest rq = ETCDSERVERPB__LEASE_REVOKE_REQUEST__INIT;
+        rq.id = ids[i];
+        uint8_t buf[32];
+        size_t len = etcdserverpb__lease_revoke_request__pack(&rq, buf);
+        member_propose(m, NULL, REQ_LEASE_REVOKE, buf, len);
+    }
+}
+
+/* ------------------------------------------------------------- handlers */
+
+static void on_grant(api_call *call, const uint8_t *msg, size_t len, void *ud)
+{
+    member *m = ud;
+    Etcdserverpb__LeaseGrantRequest *rq = etcdserverpb__lease_grant_request__unpack(NULL, len, msg);
+    if (!rq) {
+        member_reply_error(call, 3, "etcdserver: malformed request");
+        return;
+    }
+    int rc = lease_grant_check(m->leases, rq->id, rq->ttl, NULL);
+    etcdserverpb__lease_grant_request__free_unpacked(rq, NULL);
+    if (rc != LEASE_OK) {
+        int status;
+        const char *message;
+        lease_error(rc, &status, &message);
+        member_reply_error(call, status, message);
+        return;
+    }
+    member_propose(m, call, REQ_LEASE_GRANT, msg, len);
+}
+
+static void on_revoke(api_call *call, const uint8_t *msg, size_t len, void *ud)
+{
+    member *m = ud;
+    Etcdserverpb__LeaseRevokeRequest *rq =
+        etcdserverpb__lease_revoke_request__unpack(NULL, len, msg);
+    if (!rq) {
+        member_reply_error(call, 3, "etcdserver: malformed request");
+        return;
+    }
+    bool known = lease_exists(m->leases, rq->id);
+    etcdserverpb__lease_revoke_request__free_unpacked(rq, NULL);
+    if (!known) {
+        int status;
+        const char *message;
+        lease_error(LEASE_ENOTFOUND, &status, &message);
+        member_reply_error(call, status, message);
+        return;
+    }
+    member_propose(m, call, REQ_LEASE_REVOKE, msg, len);
+}
+
+static void on_keep_alive(api_call *call, const uint8_t *msg, size_t len, void *ud)
+{
+    member *m = ud;
+    Etcdserverpb__LeaseKeepAliveRequest *rq =
+        etcdserverpb__lease_keep_alive_request__unpack(NULL, len, msg);
+    if (!rq) {
+        api_call_finish(call, 3, "etcdserver: malformed request");
+        return;
+    }
+    int64_t id = rq->id;
+    etcdserverpb__lease_keep_alive_request__free_unpacked(rq, NULL);
+    if (!lease_is_leader(m->leases)) {
+        member_propose_stream(m, call, REQ_LEASE_RENEW, msg, len);
+        return;
+    }
+    int64_t ttl = 0;
+    if (lease_renew(m->leases, id, now_ms(m), &ttl, NULL) != LEASE_OK)
+        ttl = 0; /* not found or already expired: the client sees TTL 0, as from etcd */
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    header(m, &h);
+    Etcdserverpb__LeaseKeepAliveResponse r = ETCDSERVERPB__LEASE_KEEP_ALIVE_RESPONSE__INIT;
+    r.header = &h;
+    r.id = id;
+    r.ttl = ttl;
+    uint8_t *buf;
+    size_t n;
+    if (pack_into(&r.base, &buf, &n) == 0) {
+        api_call_send(call, buf, n);
+        free(buf);
+    }
+}
+
+static void on_keep_alive_half_close(api_call *call, void *ud)
+{
+    (void)ud;
+    api_call_finish(call, 0, NULL);
+}
+
+static void on_time_to_live(api_call *call, const uint8_t *msg, size_t len, void *ud)
+{
+    member *m = ud;
+    Etcdserverpb__LeaseTimeToLiveRequest *rq =
+        etcdserverpb__lease_time_to_live_request__unpack(NULL, len, msg);
+    if (!rq) {
+        member_reply_error(call, 3, "etcdserver: malformed request");
+        return;
+    }
+    int64_t id = rq->id;
+    bool want_keys = rq->keys;
+    etcdserverpb__lease_time_to_live_request__free_unpacked(rq, NULL);
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    header(m, &h);
+    Etcdserverpb__LeaseTimeToLiveResponse r = ETCDSERVERPB__LEASE_TIME_TO_LIVE_RESPONSE__INIT;
+    r.header = &h;
+    r.id = id;
+    int64_t granted = 0, remaining_ms = 0;
+    int rc;
+    if (lease_is_leader(m->leases)) {
+        rc = lease_time_to_live(m->leases, id, now_ms(m), &granted, &remaining_ms, NULL);
+    } else {
+        /* a follower keeps no deadlines: it reports the granted TTL as an upper bound */
+        rc = lease_ttl(m->leases, id, &granted);
+        remaining_ms = granted * 1000;
+    }
+    if (rc != LEASE_OK) {
+        r.ttl = -1; /* etcd's answer for a lease that does not exist */
+        member_reply_pb(call, &r.base);
+        return;
+    }
+    r.grantedttl = granted;
+    r.ttl = remaining_ms > 0 ? remaining_ms / 1000 : 0;
+    ProtobufCBinaryData *keys = NULL;
+    if (want_keys) {
+        mvcc_arena_reset(&m->arena);
+        mvcc_bytes *k = NULL;
+        size_t nk = 0;
+        bool more = false;
+        if (mvcc_lease_keys(storage_mvcc(m->st), &m->arena, id, 100000, &k, &nk, &more, NULL) ==
+                MVCC_OK &&
+            nk > 0) {
+            keys = calloc(nk, sizeof(*keys));
+            if (keys) {
+                for (size_t i = 0; i < nk; i++) {
+                    keys[i].data = (uint8_t *)k[i].data;
+                    keys[i].len = k[i].len;
+                }
+                r.keys = keys;
+                r.n_keys = nk;
+            }
+        }
+    }
+    member_reply_pb(call, &r.base);
+    free(keys);
+}
+
+static void on_leases(api_call *call, const uint8_t *msg, size_t len, void *ud)
+{
+    member *m = ud;
+    Etcdserverpb__LeaseLeasesRequest *rq =
+        etcdserverpb__lease_leases_request__unpack(NULL, len, msg);
+    if (!rq) {
+        member_reply_error(call, 3, "etcdserver: malformed request");
+        return;
+    }
+    etcdserverpb__lease_leases_request__free_unpacked(rq, NULL);
+    size_t n = lease_list(m->leases, NULL, 0);
+    int64_t *ids = calloc(n ? n : 1, sizeof(*ids));
+    Etcdserverpb__LeaseStatus *st = calloc(n ? n : 1, sizeof(*st));
+    Etcdserverpb__LeaseStatus **stp = calloc(n ? n : 1, sizeof(*stp));
+    if (!ids || !st || !stp) {
+        free(ids);
+        free(st);
+        free(stp);
+        member_reply_error(call, 8, "etcdserver: out of memory");
+        return;
+    }
+    n = lease_list(m->leases, ids, n);
+    for (size_t i = 0; i < n; i++) {
+        Etcdserverpb__LeaseStatus init = ETCDSERVERPB__LEASE_STATUS__INIT;
+        st[i] = init;
+        st[i].id = ids[i];
+        stp[i] = &st[i];
+    }
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    header(m, &h);
+    Etcdserverpb__LeaseLeasesResponse r = ETCDSERVERPB__LEASE_LEASES_RESPONSE__INIT;
+    r.header = &h;
+    r.leases = stp;
+    r.n_leases = n;
+    member_reply_pb(call, &r.base);
+    free(ids);
+    free(st);
+    free(stp);
+}
+
+const api_method lease_methods[] = {
+    {"/etcdserverpb.Lease/LeaseGrant", on_grant, NULL, NULL, NULL},
+    {"/etcdserverpb.Lease/LeaseRevoke", on_revoke, NULL, NULL, NULL},
+    {"/etcdserverpb.Lease/LeaseKeepAlive", on_keep_alive, NULL, NULL, on_keep_alive_half_close},
+    {"/etcdserverpb.Lease/LeaseTimeToLive", on_time_to_live, NULL, NULL, NULL},
+    {"/etcdserverpb.Lease/LeaseLeases", on_leases, NULL, NULL, NULL},
+};
+const size_t lease_n_methods = sizeof lease_methods / sizeof lease_methods[0];
