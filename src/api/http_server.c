@@ -76,6 +76,9 @@ struct api_call {
     bool finished;     /* trailers requested (or stream reset): no more sends */
     bool trailers_submitted;
     bool deferred; /* data provider returned NGHTTP2_ERR_DEFERRED */
+    void (*drain_fn)(api_call *, void *);
+    void *drain_ud;
+    size_t drain_low;
     bool reset;
     bool gone;        /* on_close running: nothing may be queued any more */
     bool local_done;  /* our END_STREAM went out */
@@ -124,6 +127,7 @@ struct api_conn {
     nghttp2_session *h2;
     api_call *calls;
     uint32_t n_calls;
+    uint32_t n_drain; /* calls with a drain callback armed */
 
     /* HTTP/1.1 */
     uint8_t *in;
@@ -147,6 +151,7 @@ struct api_server {
     uint32_t n_conns;
     api_conn *dirty;
     uint64_t next_call_id;
+    api_server_stats stats;
     bool stopping;
     int handles_open; /* listener + prepare */
     void (*done)(void *);
@@ -230,6 +235,8 @@ static void on_write_done(uv_write_t *req, int status)
     write_req *w = (write_req *)req;
     api_conn *c = w->conn;
     c->write_inflight -= w->len;
+    if (status == 0)
+        c->srv->stats.bytes_sent += w->len;
     free(w);
     if (c->torn_down)
         return;
@@ -291,6 +298,21 @@ static bool conn_write(api_conn *c, const void *a, size_t alen, const void *b, s
     return true;
 }
 
+/* Call the armed drain callbacks whose call is at or below its low water. */
+static void conn_run_drain(api_conn *c)
+{
+    for (api_call *call = c->calls, *next; call && c->n_drain > 0; call = next) {
+        next = call->next;
+        if (!call->drain_fn || call->q_bytes > call->drain_low)
+            continue;
+        void (*fn)(api_call *, void *) = call->drain_fn;
+        call->drain_fn = NULL;
+        c->n_drain--;
+        if (!call->finished && !call->gone && !c->want_close)
+            fn(call, call->drain_ud);
+    }
+}
+
 /* Pull frames from nghttp2 and write them, up to the in-flight high water. */
 static void conn_flush_h2(api_conn *c)
 {
@@ -338,6 +360,8 @@ static void conn_flush_h2(api_conn *c)
         return;
     }
     free(batch);
+    if (c->n_drain > 0)
+        conn_run_drain(c);
     if (c->write_inflight >= WRITE_HIGH_WATER && !c->stall_armed) {
         /* the client is not reading: give it idle_timeout_ms to make progress */
         uint64_t ms = c->srv->limits.idle_timeout_ms;
@@ -371,7 +395,7 @@ static void conn_mark_dirty(api_conn *c)
      * idle handle makes the next poll return at once, so the flush is not
      * held back until some unrelated event. */
     if (!uv_is_active((uv_handle_t *)&c->srv->idle) && !uv_is_closing((uv_handle_t *)&c->srv->idle))
-        (void)on_idle_noop;
+        uv_idle_start(&c->srv->idle, on_idle_noop);
 }
 
 static void conn_schedule_close(api_conn *c)
@@ -407,6 +431,12 @@ static void call_unlink(api_call *call)
     if (call->next)
         call->next->prev = call->prev;
     c->n_calls--;
+    if (call->drain_fn) {
+        call->drain_fn = NULL;
+        c->n_drain--;
+    }
+    if (call->method)
+        c->srv->stats.calls_live--;
     c->pending -= call->q_bytes;
     if (call->msg)
         c->partial -= call->msg_len;
@@ -621,6 +651,7 @@ void api_call_send(api_call *call, const uint8_t *msg, size_t len)
     size_t add = GRPC_HDR_LEN + len;
     if (c->pending > 0 && c->pending + add > c->srv->limits.max_pending_send_bytes_per_conn) {
         /* the client does not take what we send: RESOURCE_EXHAUSTED for this stream */
+        c->srv->stats.calls_overflowed++;
         call_reset(call, NGHTTP2_ENHANCE_YOUR_CALM);
         return;
     }
@@ -709,6 +740,21 @@ size_t api_call_pending_send_bytes(const api_call *c)
 {
     return c->q_bytes;
 }
+void api_call_set_drain_cb(api_call *c, void (*fn)(api_call *, void *), void *ud,
+                           size_t low_water_bytes)
+{
+    if (c->drain_fn)
+        c->conn->n_drain--;
+    c->drain_fn = NULL;
+    if (!fn || c->finished || c->gone)
+        return;
+    c->drain_fn = fn;
+    c->drain_ud = ud;
+    c->drain_low = low_water_bytes;
+    c->conn->n_drain++;
+    conn_mark_dirty(c->conn); /* checked at the next flush */
+}
+
 const char *api_call_path(const api_call *c)
 {
     return c->path ? c->path : "";
@@ -857,22 +903,27 @@ static void call_dispatch(api_conn *c, api_call *call)
 {
     if (!call->is_post) {
         http2_reject_status(c, call->stream_id, "405");
+        c->srv->stats.calls_rejected++;
         call->finished = true;
         return;
     }
     if (!call->ct_grpc) {
         http2_reject_status(c, call->stream_id, "415");
+        c->srv->stats.calls_rejected++;
         call->finished = true;
         return;
     }
     const api_method *m = call->path ? find_method(c->srv, call->path) : NULL;
     if (!m) {
         grpc_unknown_method(c, call->stream_id, call->path ? call->path : "");
+        c->srv->stats.calls_rejected++;
         call->finished = true;
         return;
     }
     call->method = m;
     call->id = ++c->srv->next_call_id;
+    c->srv->stats.calls_started++;
+    c->srv->stats.calls_live++;
 }
 
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
@@ -935,6 +986,7 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t s
                 break;
             }
             if (mlen > c->srv->limits.max_request_bytes) {
+                c->srv->stats.calls_too_large++;
                 call_fail(call, c->srv->limits.too_large_grpc_status, c->srv->too_large_message);
                 break;
             }
@@ -1356,6 +1408,7 @@ static bool h1_process_one(api_conn *c)
         }
     }
     c->cur = r;
+    s->stats.http_requests++;
     if (route)
         route->fn(r, route->ud);
     else if (path_known)
@@ -1553,6 +1606,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
     const uint8_t *data = (const uint8_t *)buf->base;
     size_t len = (size_t)nread;
+    c->srv->stats.bytes_received += len;
     if (c->proto == PROTO_DETECT) {
         size_t take = H2_PREFACE_LEN - c->detect_len;
         if (take > len)
@@ -1625,11 +1679,13 @@ static void on_connection(uv_stream_t *ls, int status)
         s->conns->prev = c;
     s->conns = c;
     s->n_conns++;
+    s->stats.conns_accepted++;
     if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
         conn_schedule_close(c);
         return;
     }
     if (s->n_conns > s->limits.max_connections) {
+        s->stats.conns_refused++;
         conn_schedule_close(c); /* over the limit: close at once */
         return;
     }
@@ -1858,6 +1914,12 @@ int api_server_start(uv_loop_t *loop, const char *listen_url, const api_method *
 int api_server_port(const api_server *s)
 {
     return s->port;
+}
+
+void api_server_get_stats(const api_server *s, api_server_stats *out)
+{
+    *out = s->stats;
+    out->conns_open = s->n_conns;
 }
 
 void api_server_stop(api_server *s, void (*done)(void *), void *arg)

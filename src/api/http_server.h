@@ -216,6 +216,24 @@ int api_server_start(uv_loop_t *loop, const char *listen_url, const api_method *
 /* api_server_port: the bound TCP port (useful with port 0). */
 int api_server_port(const api_server *s);
 
+/* Counters for /metrics and logs (since start; "open"/"live" are gauges). */
+typedef struct api_server_stats {
+    uint64_t conns_open;       /* gauge: accepted connections not yet closed */
+    uint64_t conns_accepted;   /* all accepted, including those refused by max_connections */
+    uint64_t conns_refused;    /* closed at once: max_connections reached */
+    uint64_t calls_live;       /* gauge: gRPC calls dispatched to a handler, not yet closed */
+    uint64_t calls_started;    /* gRPC calls dispatched to a handler */
+    uint64_t calls_rejected;   /* unknown method / not POST / not gRPC content type */
+    uint64_t calls_too_large;  /* a request message over max_request_bytes */
+    uint64_t calls_overflowed; /* reset: pending-send limit reached */
+    uint64_t http_requests;    /* HTTP/1.1 requests dispatched (including 404/405) */
+    uint64_t bytes_received;   /* socket bytes read, all protocols */
+    uint64_t bytes_sent;       /* socket bytes written (completed), all protocols */
+} api_server_stats;
+
+/* api_server_get_stats: copy the counters into *out. */
+void api_server_get_stats(const api_server *s, api_server_stats *out);
+
 /*
  * api_server_stop: stop listening and close every connection. on_close runs
  * for every live call and the close callback of every outstanding HTTP
@@ -262,6 +280,14 @@ uint64_t api_call_id(const api_call *c);
 /* api_call_pending_send_bytes: reply bytes of this call queued and not yet
  * handed to the socket (held back by flow control); slow-watcher handling. */
 size_t api_call_pending_send_bytes(const api_call *c);
+
+/* api_call_set_drain_cb: pacing for big or endless streams (Snapshot,
+ * Watch): fn(c, ud) is called once, from the loop (never inside an api_*
+ * call), as soon as api_call_pending_send_bytes(c) <= low_water_bytes;
+ * right at the next flush if that already holds. Call again to re-arm; fn
+ * NULL disarms. Not called after the call is finished or gone. */
+void api_call_set_drain_cb(api_call *c, void (*fn)(api_call *c, void *ud), void *ud,
+                           size_t low_water_bytes);
 
 /* api_call_path: the request's :path, e.g. "/etcdserverpb.KV/Range". */
 const char *api_call_path(const api_call *c);

@@ -235,6 +235,12 @@ typedef struct progress {
     /* inflight appends (REPLICATE): ring of their last indexes */
     uint64_t *inflight;
     uint32_t inflight_start, inflight_count;
+    /* Leader: a member the configuration just removed. It is kept, outside
+     * every quorum, until it has the entry that removed it and the commit
+     * index covering it (so that it learns it is out and stops), or until
+     * leave_deadline (ticks). */
+    bool leaving;
+    uint64_t leave_index, leave_deadline;
     /* SNAPSHOT state */
     uint64_t snap_index, snap_acked, snap_stall_acked;
     uint32_t snap_stall;
@@ -544,7 +550,16 @@ static void pr_inflight_add(raft *r, progress *pr, uint64_t last)
 
 /* Rebuilds the progress set after a configuration change, keeping the
  * progress of members that stay. */
+static void prs_sync_at(raft *r, uint64_t conf_index);
+
 static void prs_sync(raft *r)
+{
+    prs_sync_at(r, 0);
+}
+
+/* Rebuilds the progress set; conf_index is the index of the configuration
+ * entry just applied (0: none), from which removed members are kept leaving. */
+static void prs_sync_at(raft *r, uint64_t conf_index)
 {
     progress old[MAX_PROGRESS];
     uint32_t n_old = r->n_prs;
@@ -585,11 +600,42 @@ static void prs_sync(raft *r)
                 nprs[i].match = r->persisted;
         }
     }
-    for (uint32_t j = 0; j < n_old; j++)
-        if (old[j].id != 0)
+    for (uint32_t j = 0; j < n_old; j++) {
+        if (old[j].id == 0)
+            continue;
+        bool keep = r->role == RAFT_LEADER && old[j].id != r->cfg.id && n < MAX_PROGRESS &&
+                    (old[j].leaving || conf_index != 0);
+        if (keep && !old[j].leaving) {
+            old[j].leaving = true;
+            old[j].leave_index = conf_index;
+            old[j].leave_deadline = r->now + 4ull * r->cfg.election_ticks;
+        }
+        if (keep) {
+            nprs[n++] = old[j];
+        } else {
             free(old[j].inflight);
+        }
+    }
     memcpy(r->prs, nprs, sizeof(progress) * n);
     r->n_prs = n;
+}
+
+/* Drops leaving members that know they are out, or whose time is up. */
+static void prs_drop_left(raft *r, bool all)
+{
+    uint32_t keep = 0;
+    for (uint32_t i = 0; i < r->n_prs; i++) {
+        progress *pr = &r->prs[i];
+        bool gone = pr->leaving && (all || r->now >= pr->leave_deadline ||
+                                    (pr->match >= pr->leave_index &&
+                                     pr->sent_commit >= pr->leave_index &&
+                                     r->commit >= pr->leave_index));
+        if (gone)
+            free(pr->inflight);
+        else
+            r->prs[keep++] = *pr;
+    }
+    r->n_prs = keep;
 }
 
 /* ------------------------------------------------------------------ quorum */
@@ -882,10 +928,14 @@ static void set_lead(raft *r, raft_id lead)
     r->lead = lead;
 }
 
+static void prs_drop_left(raft *r, bool all);
+
 static void become_follower(raft *r, uint64_t term, raft_id lead)
 {
-    if (r->role == RAFT_LEADER)
+    if (r->role == RAFT_LEADER) {
         fail_pending_reads(r);
+        prs_drop_left(r, true);
+    }
     reset_term(r, term);
     r->role = RAFT_FOLLOWER;
     set_lead(r, lead);
@@ -1030,6 +1080,8 @@ static const raft_conf *conf_at(const raft *r, uint64_t index)
     return c;
 }
 
+static void bcast_heartbeat(raft *r);
+
 static void send_timeout_now(raft *r, raft_id to)
 {
     raft_msg m;
@@ -1043,7 +1095,7 @@ static void apply_conf(raft *r, uint64_t index, const raft_conf *c)
     r->conf = *c;
     r->conf_version++;
     conf_hist_push(r, index, c);
-    prs_sync(r);
+    prs_sync_at(r, index);
     if (r->role != RAFT_LEADER)
         return;
     if (raft_conf_is_joint(c)) {
@@ -1066,6 +1118,9 @@ static void apply_conf(raft *r, uint64_t index, const raft_conf *c)
                 best_match = pr->match;
             }
         }
+        /* tell everyone the final configuration is committed first, so that
+         * the next leader starts from it rather than from the joint one */
+        bcast_heartbeat(r);
         if (best != 0 && best_match == last_index(r))
             send_timeout_now(r, best);
         become_follower(r, r->term, 0);
@@ -1792,6 +1847,7 @@ void raft_tick(raft *r)
     }
     r->heartbeat_elapsed++;
     r->election_elapsed++;
+    prs_drop_left(r, false);
     if (r->transferee != 0 && ++r->transfer_elapsed >= r->cfg.election_ticks)
         abort_transfer(r);
     if (r->election_elapsed >= r->cfg.election_ticks) {

@@ -1,6 +1,6 @@
 /*
- * maint.c: the Maintenance and Cluster services that read the member's own
- * state (Status, Hash, HashKV, Alarm, Defragment, MemberList).
+ * maint.c: the Maintenance service, which reads the member's own
+ * state (Status, Hash, HashKV, Alarm, Defragment, Snapshot, MoveLeader).
  */
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -177,47 +177,6 @@ static void on_defragment(api_call *call, const uint8_t *msg, size_t len, void *
     member_reply_pb(call, &r.base);
 }
 
-static void on_member_list(api_call *call, const uint8_t *msg, size_t len, void *ud)
-{
-    member *m = ud;
-    UNPACK_OR_FAIL(Etcdserverpb__MemberListRequest, etcdserverpb__member_list_request__unpack,
-                   call, msg, len);
-    etcdserverpb__member_list_request__free_unpacked(req, NULL);
-    const raft_conf *c = raft_get_conf(m->r);
-    Etcdserverpb__Member mem[CONFIG_MAX_MEMBERS];
-    Etcdserverpb__Member *list[CONFIG_MAX_MEMBERS];
-    char *peer_urls[CONFIG_MAX_MEMBERS];
-    char *self_client = m->cfg.advertise_client_urls;
-    size_t n = 0;
-    for (uint32_t i = 0; i < m->n_peers; i++) {
-        peer_info *p = &m->peers[i];
-        bool voter = raft_conf_is_voter(c, p->id), learner = raft_conf_is_learner(c, p->id);
-        if (c->n_voters > 0 && !voter && !learner)
-            continue; /* removed */
-        Etcdserverpb__Member init = ETCDSERVERPB__MEMBER__INIT;
-        mem[n] = init;
-        mem[n].id = p->id;
-        mem[n].name = p->name;
-        peer_urls[n] = p->peer_url;
-        mem[n].peerurls = &peer_urls[n];
-        mem[n].n_peerurls = 1;
-        if (p->id == m->id) {
-            mem[n].clienturls = &self_client;
-            mem[n].n_clienturls = 1;
-        }
-        mem[n].islearner = learner;
-        list[n] = &mem[n];
-        n++;
-    }
-    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-    fill_header(m, &h, 0);
-    Etcdserverpb__MemberListResponse r = ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
-    r.header = &h;
-    r.members = list;
-    r.n_members = n;
-    member_reply_pb(call, &r.base);
-}
-
 /* ------------------------------------------------------------ Snapshot */
 
 /* The Maintenance Snapshot stream: a consistent copy of the store is written
@@ -389,6 +348,5 @@ const api_method maint_methods[] = {
     {"/etcdserverpb.Maintenance/HashKV", on_hash_kv, NULL, NULL, NULL},
     {"/etcdserverpb.Maintenance/Alarm", on_alarm, NULL, NULL, NULL},
     {"/etcdserverpb.Maintenance/Defragment", on_defragment, NULL, NULL, NULL},
-    {"/etcdserverpb.Cluster/MemberList", on_member_list, NULL, NULL, NULL},
 };
 const size_t maint_n_methods = sizeof maint_methods / sizeof maint_methods[0];

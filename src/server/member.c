@@ -35,17 +35,9 @@ uint64_t member_compute_id(const char *peer_url, const char *token)
     return h ? h : 1;
 }
 
-uint64_t member_compute_cluster_id(const uint64_t *ids, uint32_t n, const char *token)
+uint64_t member_compute_cluster_id(const char *token)
 {
-    uint64_t sorted[CONFIG_MAX_MEMBERS];
-    memcpy(sorted, ids, sizeof(uint64_t) * n);
-    for (uint32_t i = 1; i < n; i++)
-        for (uint32_t j = i; j > 0 && sorted[j] < sorted[j - 1]; j--) {
-            uint64_t t = sorted[j];
-            sorted[j] = sorted[j - 1];
-            sorted[j - 1] = t;
-        }
-    uint64_t h = fnv1a(0xcbf29ce484222325ull, sorted, sizeof(uint64_t) * n);
+    uint64_t h = fnv1a(0xcbf29ce484222325ull, "cord-cluster/", 13);
     h = fnv1a(h, token, strlen(token));
     return h ? h : 1;
 }
@@ -65,7 +57,7 @@ waiter *member_waiter_find(member *m, uint64_t id)
     return NULL;
 }
 
-static waiter *waiter_new(member *m, api_call *call, uint8_t kind, uint8_t state)
+waiter *member_waiter_new(member *m, api_call *call, uint8_t kind, uint8_t state)
 {
     if (m->n_waiters >= MEMBER_MAX_WAITERS)
         return NULL;
@@ -87,6 +79,13 @@ static waiter *waiter_new(member *m, api_call *call, uint8_t kind, uint8_t state
     m->n_waiters++;
     api_call_set_ud(call, w);
     return w;
+}
+
+static void waiter_free(member *m, waiter *w);
+
+void member_waiter_release(member *m, waiter *w)
+{
+    waiter_free(m, w);
 }
 
 static void waiter_free(member *m, waiter *w)
@@ -233,7 +232,7 @@ static void propose_common(member *m, api_call *call, uint8_t kind, const uint8_
         free(buf);
         return;
     }
-    waiter *w = waiter_new(m, call, kind, W_PROPOSED);
+    waiter *w = member_waiter_new(m, call, kind, W_PROPOSED);
     if (!w) {
         member_reply_error(call, 8, "etcdserver: too many requests");
         return;
@@ -275,7 +274,7 @@ void member_propose_stream(member *m, api_call *call, uint8_t kind, const uint8_
 
 void member_read(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len)
 {
-    waiter *w = waiter_new(m, call, kind, W_READ_INDEX);
+    waiter *w = member_waiter_new(m, call, kind, W_READ_INDEX);
     if (!w) {
         member_reply_error(call, 8, "etcdserver: too many requests");
         return;
@@ -339,7 +338,7 @@ void member_move_leader(member *m, api_call *call, uint64_t target)
             member_reply_error(call, 9, "etcdserver: bad leader transferee");
             return;
         }
-        waiter *w = waiter_new(m, call, REQ_MOVE_LEADER, W_TRANSFER);
+        waiter *w = member_waiter_new(m, call, REQ_MOVE_LEADER, W_TRANSFER);
         if (!w) {
             member_reply_error(call, 8, "etcdserver: too many requests");
             return;
@@ -395,7 +394,10 @@ static int exec_entry(void *ctx, mvcc_store *mv, const raft_entry *e, cord_error
     uint8_t *msg = NULL;
     size_t msg_len = 0;
     int arc;
-    if (kind >= REQ_LEASE_GRANT)
+    if (kind == REQ_MEMBER_UPDATE || kind == REQ_MEMBER_ATTR)
+        arc = cluster_apply(m, mv, kind, e->data + ENTRY_HEADER_LEN, e->len - ENTRY_HEADER_LEN,
+                            w != NULL, &status, &message, &msg, &msg_len);
+    else if (kind >= REQ_LEASE_GRANT && kind <= REQ_LEASE_RENEW)
         arc = lease_apply(m, mv, e->index, kind, e->data + ENTRY_HEADER_LEN,
                           e->len - ENTRY_HEADER_LEN, w != NULL, &status, &message, &msg, &msg_len);
     else
@@ -491,6 +493,7 @@ static void process_ready(member *m)
                      m->id, rd.leader, raft_term(m->r));
         }
         if (rd.snapshot) {
+            cluster_load(m);
             int64_t now = (int64_t)uv_now(m->loop);
             if (lease_reload(m->leases, now, &e) != LEASE_OK)
                 log_warn("member: reloading leases after a snapshot install: %s", e.msg);
@@ -510,6 +513,9 @@ static void process_ready(member *m)
         }
     }
     serve_reads(m);
+    if (m->tr)
+        cluster_sync_transport(m);
+    cluster_after_apply(m);
     if (m->watch)
         watch_svc_after_apply(m);
     compact_step(m);
@@ -526,6 +532,7 @@ static void on_tick(uv_timer_t *t)
     m->ticks++;
     raft_tick(m->r);
     lease_svc_tick(m);
+    cluster_publish(m);
     waiter *w = m->all;
     while (w) {
         waiter *next = w->next_all;
@@ -673,17 +680,17 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
     m->loop = loop;
     m->cfg = *cfg;
     mvcc_arena_init(&m->arena, 0);
-    uint64_t ids[CONFIG_MAX_MEMBERS];
     for (uint32_t i = 0; i < cfg->n_peers; i++) {
         peer_info *p = &m->peers[m->n_peers++];
         p->id = member_compute_id(cfg->peers[i].url, cfg->initial_cluster_token);
         snprintf(p->name, sizeof p->name, "%s", cfg->peers[i].name);
         snprintf(p->peer_url, sizeof p->peer_url, "%s", cfg->peers[i].url);
-        ids[i] = p->id;
-        if (strcmp(p->name, cfg->name) == 0)
+        if (strcmp(p->name, cfg->name) == 0) {
             m->id = p->id;
+            first_url(cfg->advertise_client_urls, p->client_url);
+        }
     }
-    m->cluster_id = member_compute_cluster_id(ids, cfg->n_peers, cfg->initial_cluster_token);
+    m->cluster_id = member_compute_cluster_id(cfg->initial_cluster_token);
     uint32_t election_ticks = cfg->election_timeout_ms / cfg->heartbeat_interval_ms;
     m->request_timeout_ticks = (5000 + 2 * cfg->election_timeout_ms) / cfg->heartbeat_interval_ms;
 
@@ -704,6 +711,7 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
     rc = lease_load(m->leases, storage_mvcc(m->st), err);
     if (rc != LEASE_OK)
         goto fail;
+    cluster_load(m);
     storage_set_executor(m->st, exec_entry, m);
 
     raft_config rc_;
@@ -759,8 +767,10 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
         routes[i].ud = m;
     api_method methods[64];
     size_t n_methods = 0;
-    const api_method *tables[] = {kv_methods, maint_methods, watch_methods, lease_methods};
-    const size_t sizes[] = {kv_n_methods, maint_n_methods, watch_n_methods, lease_n_methods};
+    const api_method *tables[] = {kv_methods, maint_methods, watch_methods, lease_methods,
+                                  cluster_methods};
+    const size_t sizes[] = {kv_n_methods, maint_n_methods, watch_n_methods, lease_n_methods,
+                            cluster_n_methods};
     for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++)
         for (size_t i = 0; i < sizes[t] && n_methods < 64; i++) {
             methods[n_methods] = tables[t][i];

@@ -26,10 +26,11 @@
 
 typedef struct member member;
 
-/* Member and cluster ids, derived as etcd does from the peer URLs and the
- * cluster token (a 64-bit hash; never 0). */
+/* Member and cluster ids: 64-bit hashes (never 0) of the first peer URL and
+ * the cluster token, and of the token alone, so that a member joining with
+ * --initial-cluster-state existing computes the ids the cluster uses. */
 uint64_t member_compute_id(const char *peer_url, const char *token);
-uint64_t member_compute_cluster_id(const uint64_t *ids, uint32_t n, const char *token);
+uint64_t member_compute_cluster_id(const char *token);
 
 /*
  * member_start: opens the data directory, recovers, binds the client and

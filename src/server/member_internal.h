@@ -31,6 +31,11 @@ enum req_kind {
     REQ_LEASE_GRANT = 7,
     REQ_LEASE_REVOKE = 8,
     REQ_LEASE_RENEW = 9, /* a follower's KeepAlive, carried to the leader by the log */
+    REQ_MEMBER_ADD = 10,     /* never proposed as such: a conf change + REQ_MEMBER_UPDATE */
+    REQ_MEMBER_REMOVE = 11,  /* never proposed as such: a conf change */
+    REQ_MEMBER_PROMOTE = 12, /* never proposed as such: a conf change */
+    REQ_MEMBER_UPDATE = 13,  /* a member's peer URLs (etcdserverpb.Member) */
+    REQ_MEMBER_ATTR = 14,    /* a member publishes its name and client URLs */
 };
 
 /* Entry header: magic, kind, origin member, request id (little endian). */
@@ -45,6 +50,7 @@ enum waiter_state {
     W_READ_INDEX = 2, /* waiting for the read point */
     W_READ_APPLY = 3, /* waiting until the read point is applied */
     W_TRANSFER = 4,   /* MoveLeader: waiting for the target to lead (target in read_index) */
+    W_CONF = 5,       /* membership: waiting for the configuration (member id in read_index) */
 };
 
 typedef struct waiter {
@@ -70,10 +76,12 @@ typedef struct pending_reply {
     size_t len;
 } pending_reply;
 
+/* One row of the replicated member table (cluster_svc.c). */
 typedef struct peer_info {
     uint64_t id;
     char name[128];
     char peer_url[CONFIG_STR_MAX];
+    char client_url[CONFIG_STR_MAX];
 } peer_info;
 
 struct member {
@@ -108,6 +116,8 @@ struct member {
 
     lease_table *leases;
     bool was_leader;
+    bool was_member, removed, published;
+    uint64_t next_publish_tick;
 
     /* watch (watch_svc.c) */
     watch_hub *watch;
@@ -124,6 +134,8 @@ struct member {
 
 /* member.c */
 waiter *member_waiter_find(member *m, uint64_t id);
+waiter *member_waiter_new(member *m, api_call *call, uint8_t kind, uint8_t state);
+void member_waiter_release(member *m, waiter *w);
 void member_reply_later(member *m, uint64_t waiter_id, int grpc_status, const char *message,
                         uint8_t *msg, size_t len);
 void member_fill_header_fields(member *m, int64_t revision, uint64_t *cluster_id,
@@ -142,6 +154,18 @@ int watch_svc_start(member *m, cord_error *err);
 /* Feeds the hub the revisions applied since the last call. */
 void watch_svc_after_apply(member *m);
 void watch_svc_free(member *m);
+
+/* cluster_svc.c: membership and the Cluster service. */
+extern const api_method cluster_methods[];
+extern const size_t cluster_n_methods;
+peer_info *cluster_find(member *m, uint64_t id);
+void cluster_load(member *m);
+void cluster_sync_transport(member *m);
+void cluster_after_apply(member *m);
+void cluster_publish(member *m);
+int cluster_apply(member *m, mvcc_store *mv, uint8_t kind, const uint8_t *req, size_t len,
+                  bool want_reply, int *status, const char **message, uint8_t **msg,
+                  size_t *msg_len);
 
 /* lease_svc.c: the Lease service. */
 extern const api_method lease_methods[];

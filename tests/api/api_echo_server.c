@@ -9,6 +9,8 @@
  *   /test.Echo/Delayed       request "<ms>": reply "late" after ms (async reply after a timer)
  *   /test.Echo/Fail          request "<code> <message>": finish with that status
  *   /test.Echo/Ticker        one message every 10 ms until the client goes away
+ *   /test.Echo/Paced         request "N S": N messages of S bytes, paced with the drain
+ *                            callback (at most 64 KiB queued); last message "maxq=<bytes>"
  *   /test.Echo/Header        request "<name>": reply that request header's value, or "<none>"
  *   /etcdserverpb.KV/Range, /etcdserverpb.KV/Put   reply an empty message (a valid empty
  *                            RangeResponse / PutResponse) so stock etcdctl (grpc-go) can call them
@@ -18,6 +20,7 @@
  *   GET /stream   ?n=N chunked: N chunks "chunk <i>\n", one per 20 ms
  *   GET /stats    {"live_calls":L,"opened":O,"closed":C}
  *   GET /slow     answers after 200 ms
+ *   POST /shutdown  answers, then api_server_stop from inside the handler
  * Flags: --listen URL --max-request-bytes N --max-conns N --max-streams N
  *        --max-pending N --idle-ms N. Prints "PORT <port>" once listening.
  * SIGTERM/SIGINT: api_server_stop, then exit 0 once everything is closed.
@@ -92,6 +95,64 @@ static void header(api_call *c, const uint8_t *m, size_t n, void *ud)
     if (!v)
         v = "<none>";
     api_call_reply(c, (const uint8_t *)v, strlen(v));
+}
+
+typedef struct paced {
+    unsigned long left, size, i;
+    size_t maxq;
+} paced;
+
+static void paced_pump(api_call *c, void *ud)
+{
+    paced *p = ud;
+    uint8_t *msg = malloc(p->size + 32);
+    while (p->left > 0 && api_call_pending_send_bytes(c) < 64 * 1024) {
+        int k = snprintf((char *)msg, 32, "%lu:", p->i++);
+        size_t len = p->size > (size_t)k ? p->size : (size_t)k;
+        memset(msg + k, 'p', len - (size_t)k);
+        api_call_send(c, msg, len);
+        p->left--;
+        if (api_call_pending_send_bytes(c) > p->maxq)
+            p->maxq = api_call_pending_send_bytes(c);
+    }
+    free(msg);
+    if (p->left > 0) {
+        api_call_set_drain_cb(c, paced_pump, p, 16 * 1024);
+        return;
+    }
+    char last[64];
+    int n = snprintf(last, sizeof last, "maxq=%zu", p->maxq);
+    api_call_send(c, (const uint8_t *)last, (size_t)n);
+    api_call_finish(c, API_GRPC_OK, NULL);
+}
+
+static void paced_close(api_call *c, void *ud)
+{
+    paced *p = api_call_get_ud(c);
+    if (p && p != (void *)1) {
+        api_call_set_ud(c, (void *)1); /* generic_close counts it, frees nothing */
+        free(p);
+    }
+    generic_close(c, ud);
+}
+
+static void paced_start(api_call *c, const uint8_t *m, size_t n, void *ud)
+{
+    if (api_call_get_ud(c))
+        return;
+    char buf[64];
+    paced *p = calloc(1, sizeof *p);
+    snprintf(buf, sizeof buf, "%.*s", (int)(n < 63 ? n : 63), (const char *)m);
+    if (sscanf(buf, "%lu %lu", &p->left, &p->size) != 2 || p->size > (1u << 20)) {
+        free(p);
+        generic_open(c);
+        api_call_finish(c, API_GRPC_INVALID_ARGUMENT, "want \"N S\"");
+        return;
+    }
+    live_calls++;
+    opened_calls++;
+    api_call_set_ud(c, p);
+    paced_pump(c, p);
 }
 
 static void server_stream(api_call *c, const uint8_t *m, size_t n, void *ud)
@@ -201,9 +262,21 @@ static void h_echo(api_http_req *r, void *ud)
 
 static void h_stats(api_http_req *r, void *ud)
 {
-    char body[128];
-    int n = snprintf(body, sizeof body, "{\"live_calls\":%ld,\"opened\":%ld,\"closed\":%ld}",
-                     live_calls, opened_calls, closed_calls);
+    char body[1024];
+    api_server_stats st;
+    api_server_get_stats(server, &st);
+    int n = snprintf(body, sizeof body,
+                     "{\"live_calls\":%ld,\"opened\":%ld,\"closed\":%ld,"
+                     "\"conns_open\":%llu,\"conns_accepted\":%llu,\"conns_refused\":%llu,"
+                     "\"calls_live\":%llu,\"calls_started\":%llu,\"calls_rejected\":%llu,"
+                     "\"calls_too_large\":%llu,\"calls_overflowed\":%llu,"
+                     "\"http_requests\":%llu,\"bytes_received\":%llu,\"bytes_sent\":%llu}",
+                     live_calls, opened_calls, closed_calls, (unsigned long long)st.conns_open,
+                     (unsigned long long)st.conns_accepted, (unsigned long long)st.conns_refused,
+                     (unsigned long long)st.calls_live, (unsigned long long)st.calls_started,
+                     (unsigned long long)st.calls_rejected, (unsigned long long)st.calls_too_large,
+                     (unsigned long long)st.calls_overflowed, (unsigned long long)st.http_requests,
+                     (unsigned long long)st.bytes_received, (unsigned long long)st.bytes_sent);
     api_http_respond(r, 200, "application/json", body, (size_t)n);
 }
 
@@ -288,6 +361,15 @@ static void on_stopped(void *arg)
     uv_close((uv_handle_t *)&sig_int, NULL);
 }
 
+static void h_shutdown(api_http_req *r, void *ud)
+{
+    api_http_respond(r, 200, "text/plain", "bye\n", 4);
+    if (server) {
+        api_server_stop(server, on_stopped, NULL);
+        server = NULL;
+    }
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     if (server) {
@@ -328,13 +410,14 @@ int main(int argc, char **argv)
         {"/test.Echo/Fail", fail, generic_close, NULL, NULL},
         {"/test.Echo/Ticker", ticker, generic_close, NULL, ticker_half_close},
         {"/test.Echo/Header", header, generic_close, NULL, NULL},
+        {"/test.Echo/Paced", paced_start, paced_close, NULL, NULL},
         {"/etcdserverpb.KV/Range", empty_reply, generic_close, NULL, NULL},
         {"/etcdserverpb.KV/Put", empty_reply, generic_close, NULL, NULL},
     };
     static const api_http_route routes[] = {
         {"GET", "/health", h_health, NULL}, {"POST", "/echo", h_echo, NULL},
         {"GET", "/stream", h_stream, NULL}, {"GET", "/stats", h_stats, NULL},
-        {"GET", "/slow", h_slow, NULL},
+        {"GET", "/slow", h_slow, NULL},     {"POST", "/shutdown", h_shutdown, NULL},
     };
     loop = uv_default_loop();
     cord_error err;

@@ -185,6 +185,24 @@ def test_server_stream_flow_control(chan):
     assert len(msgs) == 2000
 
 
+def test_paced_stream_with_drain_callback(chan):
+    # 20 MB produced only as fast as the client takes it: the handler refills
+    # from the drain callback, so at most ~64 KiB + one message is queued
+    call = chan.unary_stream("/test.Echo/Paced", request_serializer=IDENT,
+                             response_deserializer=IDENT)
+    n = 0
+    for m in call(b"2000 10000", timeout=30):
+        if m.startswith(b"maxq="):
+            maxq = int(m[5:])
+            break
+        assert m.split(b":")[0] == str(n).encode() and len(m) == 10000
+        n += 1
+        if n % 500 == 0:
+            time.sleep(0.05)  # a slow reader for a moment
+    assert n == 2000
+    assert maxq <= 64 * 1024 + 10005
+
+
 def test_bidi_echo_until_half_close(chan):
     call = chan.stream_stream("/test.Echo/Bidi", request_serializer=IDENT,
                               response_deserializer=IDENT)
@@ -648,12 +666,36 @@ def test_too_many_streams_on_one_connection(srv):
 def test_server_still_healthy(srv, chan):
     assert srv.alive()
     assert unary(chan)(b"end", timeout=5) == b"end"
+    st = stats(srv)
+    # by now the module's tests have produced each kind of event
+    assert st["calls_live"] == 0 and st["live_calls"] == 0
+    assert st["calls_started"] > 1000
+    assert st["calls_rejected"] >= 3 and st["calls_too_large"] >= 2
+    assert st["calls_overflowed"] >= 1
+    assert st["http_requests"] > 10 and st["bytes_received"] > 10**6 and st["bytes_sent"] > 10**6
+    assert 1 <= st["conns_open"] < 10
+
+
+@pytest.mark.skipif(not shutil.which("h2load"), reason="h2load (nghttp2-client) not installed")
+@pytest.mark.parametrize("path", ["/test.Echo/Unary", "/test.Echo/Bidi"])
+def test_h2load_many_streams(srv, tmp_path, path):
+    req = tmp_path / "req.bin"
+    req.write_bytes(grpc_msg(b"hello"))
+    p = subprocess.run(["h2load", "-n", "40000", "-c", "8", "-m", "64", "-d", str(req),
+                        "-H", "content-type: application/grpc", "-H", "te: trailers",
+                        srv.url(path)], capture_output=True, timeout=120)
+    out = p.stdout.decode()
+    assert "40000 succeeded, 0 failed, 0 errored, 0 timeout" in out, out
+    assert "40000 2xx" in out, out
+    wait_for(lambda: stats(srv)["live_calls"] == 0, what="every call closed")
 
 
 # ---------------------------------------------------------------- stock etcd clients
 
 def etcdctl(srv, *args):
-    return subprocess.run(["etcdctl", "--endpoints", srv.addr, "--command-timeout", "5s", *args],
+    # "http://" as users write it: grpc-go then sends it in :authority
+    return subprocess.run(["etcdctl", "--endpoints", "http://" + srv.addr, "--command-timeout", "5s",
+                           *args],
                           capture_output=True, timeout=30, env={**os.environ, "ETCDCTL_API": "3"})
 
 
@@ -700,11 +742,17 @@ def test_connection_limit():
         extra = socket.create_connection(("127.0.0.1", s2.port), timeout=5)
         assert extra.recv(1) == b""  # accepted and closed at once
         extra.close()
+        with grpc.insecure_channel(s2.addr) as ch:  # the 4th: refused too
+            with pytest.raises(grpc.RpcError) as e:
+                unary(ch)(b"no", timeout=2)
+            assert e.value.code() in (grpc.StatusCode.UNAVAILABLE,
+                                      grpc.StatusCode.DEADLINE_EXCEEDED)
         for s in socks:
             s.close()
         time.sleep(0.3)
         with grpc.insecure_channel(s2.addr) as ch:
             assert unary(ch)(b"ok", timeout=5) == b"ok"
+        assert stats(s2)["conns_refused"] >= 2
     finally:
         s2.stop()
 
@@ -723,6 +771,19 @@ def test_stop_with_live_calls_and_streams():
     with pytest.raises(grpc.RpcError):
         fut.result()
     hs.close()
+    ch.close()
+
+
+def test_stop_from_inside_a_handler():
+    s2 = Server()
+    ch = grpc.insecure_channel(s2.addr)
+    it = ch.unary_stream("/test.Echo/Ticker", request_serializer=IDENT,
+                         response_deserializer=IDENT)(b"", timeout=10)
+    assert next(it) == b"tick 0"
+    curl("-X", "POST", s2.url("/shutdown"))
+    _, err = s2.proc.communicate(timeout=20)
+    assert s2.proc.returncode == 0 and b"clean exit" in err, err
+    assert b"AddressSanitizer" not in err
     ch.close()
 
 

@@ -114,6 +114,24 @@ class Cluster:
     def stop(self):
         return [m.stop() for m in self.members]
 
+    def status(self, timeout=20):
+        """endpoint status of every member, once they all agree on one leader."""
+        deadline = time.time() + timeout
+        while True:
+            st = json.loads(self.etcdctl("endpoint", "status", "-w", "json").stdout)
+            leaders = {s["Status"].get("leader", 0) for s in st}
+            if len(leaders) == 1 and 0 not in leaders:
+                return st
+            if time.time() > deadline:
+                raise AssertionError("members do not agree on a leader: %s" % st)
+            time.sleep(0.1)
+
+    def leader_endpoint(self):
+        for s in self.status():
+            if s["Status"]["header"]["member_id"] == s["Status"]["leader"]:
+                return s["Endpoint"]
+        raise AssertionError("no leader")
+
     def etcdctl(self, *args, endpoints=None, input=None, check=True, timeout=30):
         env = dict(os.environ, ETCDCTL_API="3")
         cmd = [ETCDCTL, "--endpoints", endpoints or self.endpoints,

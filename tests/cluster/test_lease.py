@@ -20,10 +20,7 @@ def grant(c, ttl, endpoints=None):
 
 
 def leader_endpoint(c):
-    import json
-    st = json.loads(c.etcdctl("endpoint", "status", "-w", "json").stdout)
-    return next(s["Endpoint"] for s in st
-                if s["Status"]["header"]["member_id"] == s["Status"]["leader"])
+    return c.leader_endpoint()
 
 
 def test_grant_timetolive_list_revoke(c):

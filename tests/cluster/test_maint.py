@@ -6,7 +6,7 @@ import time
 
 
 def status(c):
-    return json.loads(c.etcdctl("endpoint", "status", "-w", "json").stdout)
+    return c.status()
 
 
 def test_snapshot_save_has_trailing_sha256(cluster1, tmp_path):

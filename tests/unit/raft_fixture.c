@@ -1121,6 +1121,10 @@ raft_id fx_agreed_leader(fx *f)
         fx_node *n = &f->nodes[i];
         if (!n->exists || !n->up)
             continue;
+        raft_status st;
+        raft_get_status(n->r, &st);
+        if (st.removed)
+            continue; /* a removed member no longer follows anyone */
         raft_id li = raft_leader(n->r);
         if (li == 0 || (l != 0 && li != l))
             return 0;

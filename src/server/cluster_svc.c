@@ -1,0 +1,577 @@
+/*
+ * cluster_svc.c: membership. The Cluster service (MemberAdd, MemberRemove,
+ * MemberUpdate, MemberPromote, MemberList) and the replicated member table.
+ *
+ * Who votes is the Raft core's configuration (joint consensus, learners).
+ * What a member is called and where it listens is the member table: an
+ * LMDB database "members" in the store, changed only by applied entries
+ * (REQ_MEMBER_UPDATE from MemberAdd/MemberUpdate, REQ_MEMBER_ATTR from a
+ * member publishing its name and client URLs), so every member holds the
+ * same table; it travels inside snapshots with the rest of the store. The
+ * founding members are known from --initial-cluster as well.
+ *
+ * Member ids are derived from the first peer URL and the cluster token, so
+ * a member started with --initial-cluster-state existing computes the id
+ * that MemberAdd gave it.
+ */
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "etcdserverpb/rpc.pb-c.h"
+#include "server/member_internal.h"
+
+#define MEMBERS_DB "members"
+
+/* --------------------------------------------------------------- table */
+
+peer_info *cluster_find(member *m, uint64_t id)
+{
+    for (uint32_t i = 0; i < m->n_peers; i++)
+        if (m->peers[i].id == id)
+            return &m->peers[i];
+    return NULL;
+}
+
+static peer_info *cluster_upsert(member *m, uint64_t id)
+{
+    peer_info *p = cluster_find(m, id);
+    if (p)
+        return p;
+    if (m->n_peers == CONFIG_MAX_MEMBERS)
+        return NULL;
+    p = &m->peers[m->n_peers++];
+    memset(p, 0, sizeof(*p));
+    p->id = id;
+    return p;
+}
+
+static void be64(uint8_t *b, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        b[i] = (uint8_t)v;
+}
+
+static uint64_t from_be64(const uint8_t *b)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | b[i];
+    return v;
+}
+
+/* A record: name NUL peer_url NUL client_url NUL. */
+static int record_write(MDB_txn *txn, const peer_info *p)
+{
+    MDB_dbi dbi;
+    if (mdb_dbi_open(txn, MEMBERS_DB, MDB_CREATE, &dbi) != 0)
+        return -1;
+    uint8_t k[8];
+    be64(k, p->id);
+    char v[3 * CONFIG_STR_MAX];
+    size_t a = strlen(p->name) + 1, b = strlen(p->peer_url) + 1, c = strlen(p->client_url) + 1;
+    memcpy(v, p->name, a);
+    memcpy(v + a, p->peer_url, b);
+    memcpy(v + a + b, p->client_url, c);
+    MDB_val key = {8, k}, val = {a + b + c, v};
+    return mdb_put(txn, dbi, &key, &val, 0) == 0 ? 0 : -1;
+}
+
+static void copy_field(char *dst, size_t cap, const char **src, const char *end)
+{
+    size_t n = strnlen(*src, (size_t)(end - *src));
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, *src, n);
+    dst[n] = '\0';
+    *src += strnlen(*src, (size_t)(end - *src)) + 1;
+    if (*src > end)
+        *src = end;
+}
+
+/* Reads the table from the store (over what --initial-cluster said). */
+void cluster_load(member *m)
+{
+    MDB_env *env = mvcc_env(storage_mvcc(m->st));
+    MDB_txn *txn;
+    if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
+        return;
+    MDB_dbi dbi;
+    if (mdb_dbi_open(txn, MEMBERS_DB, 0, &dbi) != 0) {
+        mdb_txn_abort(txn);
+        return;
+    }
+    MDB_cursor *cur;
+    if (mdb_cursor_open(txn, dbi, &cur) == 0) {
+        MDB_val k, v;
+        for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (k.mv_size != 8)
+                continue;
+            peer_info *p = cluster_upsert(m, from_be64(k.mv_data));
+            if (!p)
+                break;
+            const char *s = v.mv_data, *end = s + v.mv_size;
+            copy_field(p->name, sizeof p->name, &s, end);
+            copy_field(p->peer_url, sizeof p->peer_url, &s, end);
+            copy_field(p->client_url, sizeof p->client_url, &s, end);
+        }
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+}
+
+/* Keeps the transport's peers equal to the configuration's members. */
+void cluster_sync_transport(member *m)
+{
+    const raft_conf *c = raft_get_conf(m->r);
+    for (uint32_t i = 0; i < m->n_peers; i++) {
+        peer_info *p = &m->peers[i];
+        if (p->id == m->id || p->peer_url[0] == '\0')
+            continue;
+        bool in = c->n_voters == 0 || raft_conf_is_voter(c, p->id) ||
+                  raft_conf_is_learner(c, p->id);
+        bool has = transport_has_peer(m->tr, p->id);
+        if (in && !has)
+            (void)transport_add_peer(m->tr, p->id, p->peer_url, NULL);
+        else if (!in && has)
+            (void)transport_remove_peer(m->tr, p->id);
+    }
+    /* removed from the cluster: stop serving */
+    bool self_in = raft_conf_is_voter(c, m->id) || raft_conf_is_learner(c, m->id);
+    if (self_in)
+        m->was_member = true;
+    else if (m->was_member && c->n_voters > 0 && !m->failed) {
+        log_warn("member %016llx: the member has been permanently removed from the cluster",
+                 (unsigned long long)m->id);
+        m->failed = true;
+        m->removed = true;
+    }
+}
+
+/* ------------------------------------------------------------- replies */
+
+typedef struct member_list {
+    Etcdserverpb__Member mem[CONFIG_MAX_MEMBERS];
+    Etcdserverpb__Member *ptr[CONFIG_MAX_MEMBERS];
+    char *peer[CONFIG_MAX_MEMBERS];
+    char *client[CONFIG_MAX_MEMBERS];
+    size_t n;
+} member_list;
+
+static void fill_member(member *m, peer_info *p, Etcdserverpb__Member *out, char **peer,
+                        char **client)
+{
+    const raft_conf *c = raft_get_conf(m->r);
+    Etcdserverpb__Member init = ETCDSERVERPB__MEMBER__INIT;
+    *out = init;
+    out->id = p->id;
+    out->name = p->name;
+    *peer = p->peer_url;
+    if (p->peer_url[0]) {
+        out->peerurls = peer;
+        out->n_peerurls = 1;
+    }
+    *client = p->client_url;
+    if (p->client_url[0]) {
+        out->clienturls = client;
+        out->n_clienturls = 1;
+    }
+    out->islearner = raft_conf_is_learner(c, p->id);
+}
+
+static void list_members(member *m, member_list *l)
+{
+    const raft_conf *c = raft_get_conf(m->r);
+    l->n = 0;
+    for (uint32_t i = 0; i < m->n_peers; i++) {
+        peer_info *p = &m->peers[i];
+        if (c->n_voters > 0 && !raft_conf_is_voter(c, p->id) && !raft_conf_is_learner(c, p->id))
+            continue; /* removed, or added but not yet in the configuration */
+        fill_member(m, p, &l->mem[l->n], &l->peer[l->n], &l->client[l->n]);
+        l->ptr[l->n] = &l->mem[l->n];
+        l->n++;
+    }
+}
+
+static void header(member *m, Etcdserverpb__ResponseHeader *h)
+{
+    member_fill_header_fields(m, 0, &h->cluster_id, &h->member_id, &h->revision, &h->raft_term);
+}
+
+/* Answers the membership calls whose configuration change is now applied. */
+void cluster_after_apply(member *m)
+{
+    const raft_conf *c = raft_get_conf(m->r);
+    waiter *w = m->all;
+    while (w) {
+        waiter *next = w->next_all;
+        if (w->state == W_CONF && !raft_conf_is_joint(c)) {
+            uint64_t id = w->read_index;
+            bool in = raft_conf_is_voter(c, id) || raft_conf_is_learner(c, id);
+            bool done = false;
+            member_list l;
+            Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+            if (w->kind == REQ_MEMBER_ADD && in && cluster_find(m, id)) {
+                done = true;
+                if (w->call) {
+                    list_members(m, &l);
+                    header(m, &h);
+                    Etcdserverpb__Member added;
+                    char *pu, *cu;
+                    fill_member(m, cluster_find(m, id), &added, &pu, &cu);
+                    Etcdserverpb__MemberAddResponse r = ETCDSERVERPB__MEMBER_ADD_RESPONSE__INIT;
+                    r.header = &h;
+                    r.member = &added;
+                    r.members = l.ptr;
+                    r.n_members = l.n;
+                    member_reply_pb(w->call, &r.base);
+                }
+            } else if (w->kind == REQ_MEMBER_REMOVE && !in) {
+                done = true;
+                if (w->call) {
+                    list_members(m, &l);
+                    header(m, &h);
+                    Etcdserverpb__MemberRemoveResponse r =
+                        ETCDSERVERPB__MEMBER_REMOVE_RESPONSE__INIT;
+                    r.header = &h;
+                    r.members = l.ptr;
+                    r.n_members = l.n;
+                    member_reply_pb(w->call, &r.base);
+                }
+            } else if (w->kind == REQ_MEMBER_PROMOTE && raft_conf_is_voter(c, id)) {
+                done = true;
+                if (w->call) {
+                    list_members(m, &l);
+                    header(m, &h);
+                    Etcdserverpb__MemberPromoteResponse r =
+                        ETCDSERVERPB__MEMBER_PROMOTE_RESPONSE__INIT;
+                    r.header = &h;
+                    r.members = l.ptr;
+                    r.n_members = l.n;
+                    member_reply_pb(w->call, &r.base);
+                }
+            }
+            if (done) {
+                w->call = NULL;
+                member_waiter_release(m, w);
+            }
+        }
+        w = next;
+    }
+}
+
+/* ------------------------------------------------------------ applying */
+
+int cluster_apply(member *m, mvcc_store *mv, uint8_t kind, const uint8_t *req, size_t len,
+                  bool want_reply, int *status, const char **message, uint8_t **msg,
+                  size_t *msg_len)
+{
+    Etcdserverpb__Member *rec = etcdserverpb__member__unpack(NULL, len, req);
+    if (!rec)
+        return 0;
+    peer_info *p = rec->id ? cluster_upsert(m, rec->id) : NULL;
+    if (p) {
+        if (kind == REQ_MEMBER_ATTR) {
+            snprintf(p->name, sizeof p->name, "%s", rec->name ? rec->name : "");
+            snprintf(p->client_url, sizeof p->client_url, "%s",
+                     rec->n_clienturls ? rec->clienturls[0] : "");
+            if (rec->id == m->id)
+                m->published = true;
+        } else if (rec->n_peerurls > 0) {
+            snprintf(p->peer_url, sizeof p->peer_url, "%s", rec->peerurls[0]);
+        }
+        if (record_write(mvcc_batch_txn(mv), p) != 0) {
+            etcdserverpb__member__free_unpacked(rec, NULL);
+            return -1;
+        }
+        if (rec->id != m->id && kind == REQ_MEMBER_UPDATE &&
+            transport_has_peer(m->tr, rec->id)) {
+            /* new address: reconnect there */
+            (void)transport_remove_peer(m->tr, rec->id);
+        }
+    }
+    etcdserverpb__member__free_unpacked(rec, NULL);
+    if (want_reply) {
+        if (!p) {
+            *status = 5;
+            *message = "etcdserver: member not found";
+            return 0;
+        }
+        member_list l;
+        list_members(m, &l);
+        Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+        header(m, &h);
+        Etcdserverpb__MemberUpdateResponse r = ETCDSERVERPB__MEMBER_UPDATE_RESPONSE__INIT;
+        r.header = &h;
+        r.members = l.ptr;
+        r.n_members = l.n;
+        size_t n = etcdserverpb__member_update_response__get_packed_size(&r);
+        *msg = malloc(n ? n : 1);
+        if (!*msg) {
+            *status = 8;
+            *message = "etcdserver: out of memory";
+            return 0;
+        }
+        etcdserverpb__member_update_response__pack(&r, *msg);
+        *msg_len = n;
+    }
+    return 0;
+}
+
+/* Proposes our own name and client URLs until they are applied (etcd's publish). */
+void cluster_publish(member *m)
+{
+    if (m->published || raft_leader(m->r) == 0 || m->failed)
+        return;
+    if (m->ticks < m->next_publish_tick)
+        return;
+    m->next_publish_tick = m->ticks + 20;
+    Etcdserverpb__Member rec = ETCDSERVERPB__MEMBER__INIT;
+    rec.id = m->id;
+    rec.name = m->cfg.name;
+    char client[CONFIG_STR_MAX];
+    snprintf(client, sizeof client, "%s", m->cfg.advertise_client_urls);
+    char *comma = strchr(client, ',');
+    if (comma)
+        *comma = '\0';
+    char *cp = client;
+    rec.clienturls = &cp;
+    rec.n_clienturls = 1;
+    uint8_t buf[CONFIG_STR_MAX + 512];
+    if (etcdserverpb__member__get_packed_size(&rec) > sizeof buf)
+        return;
+    size_t n = etcdserverpb__member__pack(&rec, buf);
+    member_propose(m, NULL, REQ_MEMBER_ATTR, buf, n);
+}
+
+/* ------------------------------------------------------------- handlers */
+
+static bool leader_or_reply(member *m, api_call *call)
+{
+    if (raft_leader(m->r) == m->id)
+        return true;
+    member_reply_error(call, 14, "etcdserver: not leader");
+    return false;
+}
+
+static void conf_error(api_call *call, int rc)
+{
+    if (rc == RAFT_ECONFPENDING)
+        member_reply_error(call, 9, "etcdserver: unhealthy cluster");
+    else if (rc == RAFT_ENOTLEADER)
+        member_reply_error(call, 14, "etcdserver: not leader");
+    else
+        member_reply_error(call, 3, "etcdserver: invalid membership change");
+}
+
+static void wait_conf(member *m, api_call *call, uint8_t kind, uint64_t id)
+{
+    waiter *w = member_waiter_new(m, call, kind, W_CONF);
+    if (!w) {
+        member_reply_error(call, 8, "etcdserver: too many requests");
+        return;
+    }
+    w->read_index = id;
+}
+
+static void on_member_add(api_call *call, const uint8_t *msg, size_t len, void *ud)
+{
+    member *m = ud;
+    Etcdserverpb__MemberAddRequest *rq = etcdserverpb__member_add_request__unpack(NULL, len, msg);
+    if (!rq) {
+        member_reply_error(call, 3, "etcdserver: malformed request");
+        return;
+    }
+    config_url u;
+    if (rq->n_peerurls == 0 || config_url_parse(rq->peerurls[0], &u) != 0) {
+        etcdserverpb__member_add_request__free_unpacked(rq, NULL);
+        member_reply_error(call, 3, "etcdserver: invalid peer URL (want http://host:port)");
+        return;
+    }
+    if (!leader_or_reply(m, call)) {
+        etcdserverpb__member_add_request__free_unpacked(rq, NULL);
+        return;
+    }
+    uint64_t id = member_compute_id(rq->peerurls[0], m->cfg.initial_cluster_token);
+    const raft_conf *c = raft_get_conf(m->r);
+    for (uint32_t i = 0; i < m->n_peers; i++)
+        if (strcmp(m->peers[i].peer_url, rq->peerurls[0]) == 0 &&
+            (raft_conf_is_voter(c, m->peers[i].id) || raft_conf_is_learner(c, m->peers[i].id))) {
+            etcdserverpb__member_add_request__free_unpacked(rq, NULL);
+            member_reply_error(call, 9, "etcdserver: Peer URLs already exists");
+            return;
+        }
+    raft_conf target = *c;
+    if (rq->islearner)
+        target.learners[target.n_learners++] = id;
+    else
+        target.voters[target.n_voters++] = id;
+    if (target.n_voters > RAFT_MAX_MEMBERS || target.n_learners > RAFT_MAX_MEMBERS) {
+        etcdserverpb__member_add_request__free_unpacked(rq, NULL);
+        member_reply_error(call, 9, "etcdserver: too many members");
+        return;
+    }
+    /* the address first, so that peers can dial it as soon as it votes */
+    Etcdserverpb__Member rec = ETCDSERVERPB__MEMBER__INIT;
+    rec.id = id;
+    rec.peerurls = rq->peerurls;
+    rec.n_peerurls = rq->n_peerurls;
+    rec.islearner = rq->islearner;
+    uint8_t buf[8192];
+    size_t n = etcdserverpb__member__get_packed_size(&rec);
+    if (n > sizeof buf) {
+        etcdserverpb__member_add_request__free_unpacked(rq, NULL);
+        member_reply_error(call, 3, "etcdserver: request is too large");
+        return;
+    }
+    etcdserverpb__member__pack(&rec, buf);
+    etcdserverpb__member_add_request__free_unpacked(rq, NULL);
+    int rc = raft_propose_conf(m->r, &target);
+    if (rc != 0) {
+        conf_error(call, rc);
+        return;
+    }
+    member_propose(m, NULL, REQ_MEMBER_UPDATE, buf, n);
+    wait_conf(m, call, REQ_MEMBER_ADD, id);
+}
+
+static void on_member_remove(api_call *call, const uint8_t *msg, size_t len, void *ud)
+{
+    member *m = ud;
+    Etcdserverpb__MemberRemoveRequest *rq =
+        etcdserverpb__member_remove_request__unpack(NULL, len, msg);
+    if (!rq) {
+        member_reply_error(call, 3, "etcdserver: malformed request");
+        return;
+    }
+    uint64_t id = rq->id;
+    etcdserverpb__member_remove_request__free_unpacked(rq, NULL);
+    if (!leader_or_reply(m, call))
+        return;
+    const raft_conf *c = raft_get_conf(m->r);
+    if (!raft_conf_is_voter(c, id) && !raft_conf_is_learner(c, id)) {
+        member_reply_error(call, 5, "etcdserver: member not found");
+        return;
+    }
+    raft_conf target;
+    memset(&target, 0, sizeof target);
+    for (uint32_t i = 0; i < c->n_voters; i++)
+        if (c->voters[i] != id)
+            target.voters[target.n_voters++] = c->voters[i];
+    for (uint32_t i = 0; i < c->n_learners; i++)
+        if (c->learners[i] != id)
+            target.learners[target.n_learners++] = c->learners[i];
+    int rc = raft_propose_conf(m->r, &target);
+    if (rc != 0) {
+        conf_error(call, rc);
+        return;
+    }
+    wait_conf(m, call, REQ_MEMBER_REMOVE, id);
+}
+
+static void on_member_promote(api_call *call, const uint8_t *msg, size_t len, void *ud)
+{
+    member *m = ud;
+    Etcdserverpb__MemberPromoteRequest *rq =
+        etcdserverpb__member_promote_request__unpack(NULL, len, msg);
+    if (!rq) {
+        member_reply_error(call, 3, "etcdserver: malformed request");
+        return;
+    }
+    uint64_t id = rq->id;
+    etcdserverpb__member_promote_request__free_unpacked(rq, NULL);
+    if (!leader_or_reply(m, call))
+        return;
+    const raft_conf *c = raft_get_conf(m->r);
+    if (!raft_conf_is_learner(c, id)) {
+        if (raft_conf_is_voter(c, id))
+            member_reply_error(call, 9, "etcdserver: can only promote a learner member");
+        else
+            member_reply_error(call, 5, "etcdserver: member not found");
+        return;
+    }
+    raft_status st;
+    raft_get_status(m->r, &st);
+    if (raft_match_index(m->r, id) * 10 < st.last_index * 9) {
+        member_reply_error(call, 9,
+                           "etcdserver: can only promote a learner member which is in sync "
+                           "with leader");
+        return;
+    }
+    raft_conf target = *c;
+    target.n_learners = 0;
+    for (uint32_t i = 0; i < c->n_learners; i++)
+        if (c->learners[i] != id)
+            target.learners[target.n_learners++] = c->learners[i];
+    target.voters[target.n_voters++] = id;
+    int rc = raft_propose_conf(m->r, &target);
+    if (rc != 0) {
+        conf_error(call, rc);
+        return;
+    }
+    wait_conf(m, call, REQ_MEMBER_PROMOTE, id);
+}
+
+static void on_member_update(api_call *call, const uint8_t *msg, size_t len, void *ud)
+{
+    member *m = ud;
+    Etcdserverpb__MemberUpdateRequest *rq =
+        etcdserverpb__member_update_request__unpack(NULL, len, msg);
+    if (!rq) {
+        member_reply_error(call, 3, "etcdserver: malformed request");
+        return;
+    }
+    config_url u;
+    bool ok = rq->n_peerurls > 0 && config_url_parse(rq->peerurls[0], &u) == 0;
+    bool known = cluster_find(m, rq->id) != NULL;
+    Etcdserverpb__Member rec = ETCDSERVERPB__MEMBER__INIT;
+    rec.id = rq->id;
+    rec.peerurls = rq->peerurls;
+    rec.n_peerurls = rq->n_peerurls;
+    uint8_t buf[8192];
+    size_t n = etcdserverpb__member__get_packed_size(&rec);
+    if (ok && known && n <= sizeof buf)
+        etcdserverpb__member__pack(&rec, buf);
+    etcdserverpb__member_update_request__free_unpacked(rq, NULL);
+    if (!ok || n > sizeof buf) {
+        member_reply_error(call, 3, "etcdserver: invalid peer URL (want http://host:port)");
+        return;
+    }
+    if (!known) {
+        member_reply_error(call, 5, "etcdserver: member not found");
+        return;
+    }
+    member_propose(m, call, REQ_MEMBER_UPDATE, buf, n);
+}
+
+static void on_member_list(api_call *call, const uint8_t *msg, size_t len, void *ud)
+{
+    member *m = ud;
+    Etcdserverpb__MemberListRequest *rq = etcdserverpb__member_list_request__unpack(NULL, len, msg);
+    if (!rq) {
+        member_reply_error(call, 3, "etcdserver: malformed request");
+        return;
+    }
+    etcdserverpb__member_list_request__free_unpacked(rq, NULL);
+    member_list l;
+    list_members(m, &l);
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    header(m, &h);
+    Etcdserverpb__MemberListResponse r = ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
+    r.header = &h;
+    r.members = l.ptr;
+    r.n_members = l.n;
+    member_reply_pb(call, &r.base);
+}
+
+const api_method cluster_methods[] = {
+    {"/etcdserverpb.Cluster/MemberAdd", on_member_add, NULL, NULL, NULL},
+    {"/etcdserverpb.Cluster/MemberRemove", on_member_remove, NULL, NULL, NULL},
+    {"/etcdserverpb.Cluster/MemberUpdate", on_member_update, NULL, NULL, NULL},
+    {"/etcdserverpb.Cluster/MemberPromote", on_member_promote, NULL, NULL, NULL},
+    {"/etcdserverpb.Cluster/MemberList", on_member_list, NULL, NULL, NULL},
+};
+const size_t cluster_n_methods = sizeof cluster_methods / sizeof cluster_methods[0];

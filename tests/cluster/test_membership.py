@@ -1,0 +1,98 @@
+"""Membership with etcdctl: add a learner that catches up through a snapshot, promote it,
+remove a member (which then stops), update a member's peer URL."""
+import json
+import re
+import time
+
+from conftest import Cluster, Member, free_ports
+
+
+def status(c):
+    return c.status()
+
+
+def leader_endpoint(c):
+    return c.leader_endpoint()
+
+
+def wait_for(pred, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_add_learner_promote_remove(tmp_path):
+    c = Cluster(tmp_path, 3)
+    for m in c.members:
+        pass
+    for m in c.members:
+        m.start(c.initial, extra=("--snapshot-count", "20"))
+    c.wait_healthy()
+    try:
+        for i in range(120):  # several snapshots: the newcomer needs one
+            c.etcdctl("put", "mk/%03d" % i, "v%d" % i)
+        lead = leader_endpoint(c)
+        cport, pport = free_ports(2)
+        new = Member("m3", cport, pport, str(tmp_path / "m3.cord"))
+        out = c.etcdctl("member", "add", "m3", "--learner", "--peer-urls", new.peer_url,
+                        endpoints=lead).stdout
+        m = re.search(r"Member ([0-9a-f]+) added to cluster ([0-9a-f]+)", out)
+        assert m, out
+        new_id = m.group(1)
+        assert 'ETCD_INITIAL_CLUSTER_STATE="existing"' in out
+        initial = c.initial + ",m3=" + new.peer_url
+        new.start(initial, state="existing", extra=("--snapshot-count", "20"))
+        c.members.append(new)
+        assert wait_for(new.healthy), open(new.log_path).read()[-3000:]
+        ep = new.client_url
+        assert wait_for(lambda: c.etcdctl("get", "mk/", "--prefix", "--keys-only",
+                                           "--consistency=s", endpoints=ep).stdout.split()
+                        == ["mk/%03d" % i for i in range(120)])
+        members = json.loads(c.etcdctl("member", "list", "-w", "json").stdout)["members"]
+        learner = [x for x in members if x.get("isLearner")]
+        assert len(learner) == 1 and "%x" % learner[0]["ID"] == new_id
+        out = c.etcdctl("member", "promote", new_id, endpoints=leader_endpoint(c)).stdout
+        assert "Member %s promoted in cluster" % new_id in out
+        members = json.loads(c.etcdctl("member", "list", "-w", "json").stdout)["members"]
+        assert len(members) == 4 and not any(x.get("isLearner") for x in members)
+        # the newcomer publishes its name and client URL through the log once it runs
+        assert wait_for(lambda: {x.get("name") for x in json.loads(
+            c.etcdctl("member", "list", "-w", "json").stdout)["members"]}
+            == {"m0", "m1", "m2", "m3"})
+        # remove a follower: it stops serving
+        st = status(c)
+        lid = st[0]["Status"]["leader"]
+        victim_id = next(s["Status"]["header"]["member_id"] for s in st
+                         if s["Status"]["header"]["member_id"] != lid)
+        victim_ep = next(s["Endpoint"] for s in st
+                         if s["Status"]["header"]["member_id"] == victim_id)
+        victim = next(x for x in c.members if x.client_url == victim_ep)
+        out = c.etcdctl("member", "remove", "%x" % victim_id,
+                        endpoints=leader_endpoint(c)).stdout
+        assert "Member %x removed from cluster" % victim_id in out
+        assert wait_for(lambda: victim.proc.poll() is not None, 20)
+        victim.stop()
+        c.members.remove(victim)
+        assert c.etcdctl("put", "after-remove", "1").stdout.strip() == "OK"
+        members = json.loads(c.etcdctl("member", "list", "-w", "json").stdout)["members"]
+        assert len(members) == 3
+    finally:
+        c.stop()
+
+
+def test_membership_errors(tmp_path):
+    c = Cluster(tmp_path, 1)
+    c.start()
+    try:
+        p = c.etcdctl("member", "remove", "1234", check=False)
+        assert p.returncode != 0 and "member not found" in p.stderr
+        p = c.etcdctl("member", "add", "x", "--peer-urls", c.members[0].peer_url, check=False)
+        assert p.returncode != 0 and "Peer URLs already exists" in p.stderr
+        p = c.etcdctl("member", "promote", "%x" % json.loads(
+            c.etcdctl("member", "list", "-w", "json").stdout)["members"][0]["ID"], check=False)
+        assert p.returncode != 0 and "can only promote a learner member" in p.stderr
+    finally:
+        c.stop()
