@@ -663,6 +663,11 @@ int mvcc_snapshot_info(const char *path, uint64_t *applied_index, uint64_t *appl
  *         MVCC_EIO after the rename if reopening fails (the store is then closed). */
 int mvcc_snapshot_restore(mvcc_store *store, const char *path, cord_error *err);
 
+/* Sets the stored applied Raft index and term to 0: for a store restored from a backup that
+ * will start a new cluster (its log starts over). Keys, revisions and leases are kept.
+ * Errors: MVCC_EBUSY (batch open), MVCC_EIO. */
+int mvcc_reset_applied(mvcc_store *store, cord_error *err);
+
 #ifdef __cplusplus
 }
 #endif

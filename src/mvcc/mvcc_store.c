@@ -1038,3 +1038,27 @@ int mvcc_snapshot_restore(mvcc_store *s, const char *path, cord_error *err)
     free(tmp);
     return rc;
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* restoring a backup into a new cluster                                                        */
+
+int mvcc_reset_applied(mvcc_store *s, cord_error *err)
+{
+    if (s->batch)
+        return mvcc_fail(err, MVCC_EBUSY);
+    MDB_txn *txn = NULL;
+    if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
+        return mvcc_fail(err, MVCC_EIO);
+    mvcc_meta m = s->meta;
+    m.applied_index = 0;
+    m.applied_term = 0;
+    int rc = mvcc_meta_write(s, txn, &s->meta, &m, err);
+    if (rc != MVCC_OK) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    if (mdb_txn_commit(txn) != 0)
+        return mvcc_fail(err, MVCC_EIO);
+    s->meta = m;
+    return MVCC_OK;
+}

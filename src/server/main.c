@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <uv.h>
 
 #include "common/log.h"
@@ -44,11 +45,29 @@ static void on_watchdog(uv_timer_t *t)
     (void)t;
 }
 
+int restore_main(const char *file, const config *cfg);
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
     config cfg;
     char err[1024];
+    /* cord snapshot restore FILE [flags]: a new data directory from a backup */
+    if (argc >= 3 && strcmp(argv[1], "snapshot") == 0 && strcmp(argv[2], "restore") == 0) {
+        if (argc < 4) {
+            fprintf(stderr, "usage: cord snapshot restore FILE [--data-dir DIR] [--name NAME] ...\n");
+            return 2;
+        }
+        const char *file = argv[3]; /* config_parse takes it as the program name */
+        int rc = config_parse(&cfg, argc - 3, argv + 3, err, sizeof err);
+        if (rc != CONFIG_OK) {
+            if (rc == CONFIG_EXIT)
+                return 0;
+            fprintf(stderr, "cord: %s\n", err);
+            return 2;
+        }
+        return restore_main(file, &cfg);
+    }
     int rc = config_parse(&cfg, argc, argv, err, sizeof err);
     if (rc == CONFIG_EXIT)
         return 0;

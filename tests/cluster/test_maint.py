@@ -4,6 +4,8 @@ import json
 import os
 import time
 
+from conftest import Cluster
+
 
 def status(c):
     return c.status()
@@ -93,3 +95,39 @@ def test_bad_flags_exit_nonzero(tmp_path):
     assert p.returncode != 0 and "invalid URL" in p.stderr
     p = subprocess.run([CORD, "--version"], capture_output=True, text=True, timeout=10)
     assert p.returncode == 0 and "cord Version" in p.stdout
+
+
+def test_snapshot_restore_starts_a_new_cluster(cluster1, tmp_path):
+    import subprocess
+    from conftest import CORD
+    c = cluster1
+    for i in range(20):
+        c.etcdctl("put", "rs/%02d" % i, "v%d" % i)
+    path = str(tmp_path / "backup.db")
+    c.etcdctl("snapshot", "save", path)
+    # a damaged file is refused
+    bad = str(tmp_path / "bad.db")
+    data = bytearray(open(path, "rb").read())
+    data[100] ^= 0xFF
+    open(bad, "wb").write(bytes(data))
+    p = subprocess.run([CORD, "snapshot", "restore", bad, "--data-dir", str(tmp_path / "x")],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "integrity check failed" in p.stderr
+    # restore into a new data directory, then found a new cluster from it
+    nc = Cluster(tmp_path / "restored", 1)
+    m = nc.members[0]
+    p = subprocess.run([CORD, "snapshot", "restore", path, "--data-dir", m.data_dir,
+                        "--name", m.name], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    p = subprocess.run([CORD, "snapshot", "restore", path, "--data-dir", m.data_dir],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "exists" in p.stderr
+    nc.start()
+    try:
+        out = nc.etcdctl("get", "rs/", "--prefix", "--keys-only").stdout.split()
+        assert out == ["rs/%02d" % i for i in range(20)]
+        assert nc.etcdctl("put", "rs/new", "1").stdout.strip() == "OK"
+        members = json.loads(nc.etcdctl("member", "list", "-w", "json").stdout)["members"]
+        assert [x["name"] for x in members] == [m.name]
+    finally:
+        nc.stop()
