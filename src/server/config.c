@@ -213,6 +213,44 @@ static int parse_cluster(config *c, char *err, size_t errlen)
     return 0;
 }
 
+/* Parses a retention: "10" (hours, periodic; revisions, revision mode), "90s", "30m", "2h",
+ * "1h30m". Returns milliseconds or revisions; -1 when malformed. */
+int64_t config_parse_retention(const char *s, bool revision_mode)
+{
+    char *end;
+    if (*s == '\0')
+        return -1;
+    long long n = strtoll(s, &end, 10);
+    if (*end == '\0')
+        return n < 0 ? -1 : (revision_mode ? n : n * 3600 * 1000);
+    if (revision_mode)
+        return -1;
+    int64_t ms = 0;
+    const char *p = s;
+    while (*p) {
+        double v = strtod(p, &end);
+        if (end == p || v < 0)
+            return -1;
+        p = end;
+        if (strncmp(p, "ms", 2) == 0) {
+            ms += (int64_t)v;
+            p += 2;
+        } else if (*p == 'h') {
+            ms += (int64_t)(v * 3600 * 1000);
+            p++;
+        } else if (*p == 'm') {
+            ms += (int64_t)(v * 60 * 1000);
+            p++;
+        } else if (*p == 's') {
+            ms += (int64_t)(v * 1000);
+            p++;
+        } else {
+            return -1;
+        }
+    }
+    return ms;
+}
+
 static const flag *find_flag(const char *name, size_t len)
 {
     for (size_t i = 0; i < N_FLAGS; i++)
@@ -322,6 +360,12 @@ int config_parse(config *c, int argc, char **argv, char *err, size_t errlen)
     }
     if (c->max_request_bytes == 0 || c->max_request_bytes > (64u << 20)) {
         snprintf(err, errlen, "--max-request-bytes must be between 1 and 67108864");
+        return CONFIG_ERROR;
+    }
+    if (config_parse_retention(c->auto_compaction_retention,
+                               strcmp(c->auto_compaction_mode, "revision") == 0) < 0) {
+        snprintf(err, errlen, "--auto-compaction-retention: invalid value \"%s\"",
+                 c->auto_compaction_retention);
         return CONFIG_ERROR;
     }
     if (strcmp(c->auto_compaction_mode, "periodic") != 0 &&

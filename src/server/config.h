@@ -59,6 +59,11 @@ enum config_result { CONFIG_OK = 0, CONFIG_ERROR = 1, CONFIG_EXIT = 2 /* --help/
  * holds a one-line reason naming the flag. */
 int config_parse(config *c, int argc, char **argv, char *err, size_t errlen);
 
+/* Parses an --auto-compaction-retention: a count of revisions in revision
+ * mode; in periodic mode a plain number of hours or a Go duration ("30m",
+ * "1h30m", "10s"), in milliseconds. Returns -1 when malformed. */
+int64_t config_parse_retention(const char *s, bool revision_mode);
+
 /* Parses "http://host:port". Returns 0 or -1. */
 int config_url_parse(const char *s, config_url *u);
 

@@ -792,6 +792,8 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
     m->tick_timer.data = m;
     uv_timer_start(&m->tick_timer, on_tick, cfg->heartbeat_interval_ms,
                    cfg->heartbeat_interval_ms);
+    if (compactor_start(m, err) != 0)
+        goto fail;
     uv_timer_init(loop, &m->compact_timer);
     m->compact_timer.data = m;
     uv_prepare_init(loop, &m->prepare);
@@ -862,7 +864,7 @@ void member_stop(member *m, void (*done)(void *), void *arg)
     s->m = m;
     s->done = done;
     s->arg = arg;
-    s->pending = 6;
+    s->pending = 7;
     process_ready(m); /* persist what is pending */
     while (m->all)
         waiter_finish_error(m, m->all, 14, "etcdserver: server stopped");
@@ -874,6 +876,8 @@ void member_stop(member *m, void (*done)(void *), void *arg)
     uv_close((uv_handle_t *)&m->watch_sync_timer, on_handle_closed);
     uv_close((uv_handle_t *)&m->watch_progress_timer, on_handle_closed);
     uv_close((uv_handle_t *)&m->compact_timer, on_handle_closed);
+    m->compact_auto_timer.data = s;
+    uv_close((uv_handle_t *)&m->compact_auto_timer, on_handle_closed);
     uv_close((uv_handle_t *)&m->tick_timer, on_handle_closed);
     uv_close((uv_handle_t *)&m->prepare, on_handle_closed);
     transport_close(m->tr);

@@ -116,6 +116,15 @@ struct member {
 
     lease_table *leases;
     bool was_leader;
+
+    /* automatic compaction (compactor.c) */
+#define COMPACT_SAMPLES 11
+    uv_timer_t compact_auto_timer;
+    bool compact_revision_mode;
+    int64_t compact_retention; /* revisions, or ms in periodic mode */
+    int64_t compact_ring[COMPACT_SAMPLES];
+    uint64_t compact_samples;
+    int64_t compact_last;
     bool was_member, removed, published;
     uint64_t next_publish_tick;
 
@@ -154,6 +163,9 @@ int watch_svc_start(member *m, cord_error *err);
 /* Feeds the hub the revisions applied since the last call. */
 void watch_svc_after_apply(member *m);
 void watch_svc_free(member *m);
+
+/* compactor.c: --auto-compaction-*. */
+int compactor_start(member *m, cord_error *err);
 
 /* cluster_svc.c: membership and the Cluster service. */
 extern const api_method cluster_methods[];

@@ -131,3 +131,34 @@ def test_snapshot_restore_starts_a_new_cluster(cluster1, tmp_path):
         assert [x["name"] for x in members] == [m.name]
     finally:
         nc.stop()
+
+
+def test_auto_compaction_periodic(tmp_path):
+    c = Cluster(tmp_path, 1)
+    m = c.members[0]
+    m.start(c.initial, extra=("--auto-compaction-mode", "periodic",
+                              "--auto-compaction-retention", "1s"))
+    c.wait_healthy()
+    try:
+        c.etcdctl("put", "ac", "1")
+        first = json.loads(c.etcdctl("get", "ac", "-w", "json").stdout)["kvs"][0]["mod_revision"]
+        deadline = time.time() + 15
+        compacted = False
+        while time.time() < deadline and not compacted:
+            c.etcdctl("put", "ac", "x")
+            p = c.etcdctl("get", "ac", "--rev", str(first), check=False)
+            compacted = p.returncode != 0 and "compacted" in p.stderr
+            time.sleep(0.3)
+        assert compacted
+        assert c.etcdctl("get", "ac", "--print-value-only").stdout.strip() == "x"
+    finally:
+        c.stop()
+
+
+def test_bad_auto_compaction_flags(tmp_path):
+    import subprocess
+    from conftest import CORD
+    p = subprocess.run([CORD, "--auto-compaction-mode", "revision",
+                        "--auto-compaction-retention", "1h", "--data-dir", str(tmp_path / "z")],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode != 0 and "auto-compaction-retention" in p.stderr
