@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "etcdserverpb/rpc.pb-c.h"
+#include "server/gateway.h" /* [gateway] */
 
 /* ------------------------------------------------------------------- ids */
 
@@ -464,13 +465,20 @@ static void compact_step(member *m)
         uv_timer_start(&m->compact_timer, on_compact_timer, 1, 0);
 }
 
+static void start_sync(member *m, uint64_t seq);
+
+/* One Raft batch at a time: it is persisted (its fdatasync on a worker),
+ * its messages sent, its committed entries applied. While the fsync runs the
+ * loop keeps taking messages and requests; they form the next batch once it
+ * is done (group commit). */
 static void process_ready(member *m)
 {
-    while (!m->failed && raft_has_ready(m->r)) {
+    while (!m->failed && !m->sync_inflight && raft_has_ready(m->r)) {
         struct raft_ready rd;
         raft_ready(m->r, &rd);
         cord_error e;
-        int rc = storage_handle_ready(m->st, &rd, NULL, NULL, &e);
+        bool need_sync = false;
+        int rc = storage_handle_ready_async(m->st, &rd, NULL, NULL, &need_sync, &e);
         if (rc != STORAGE_OK) {
             drop_replies(m);
             raft_advance(m->r, &rd);
@@ -502,15 +510,31 @@ static void process_ready(member *m)
         bool want_snapshot = rd.want_snapshot;
         uint64_t seq = rd.seq;
         raft_advance(m->r, &rd);
-        raft_persisted(m->r, seq);
         flush_replies(m);
         if (want_snapshot) {
+            /* syncs the WAL itself (this batch's records too): rare, inline */
             rc = storage_take_snapshot(m->st, m->r, &e);
             if (rc != STORAGE_OK) {
                 fail_member(m, "taking a snapshot", &e);
                 return;
             }
         }
+        if (need_sync && !m->stopping) {
+            start_sync(m, seq);
+            break;
+        }
+        if (need_sync) { /* stopping: finish on this thread */
+            rc = storage_sync_begin(m->st, &e);
+            if (rc == STORAGE_OK) {
+                storage_sync_do(m->st);
+                rc = storage_sync_end(m->st, &e);
+            }
+            if (rc != STORAGE_OK) {
+                fail_member(m, "syncing the WAL", &e);
+                return;
+            }
+        }
+        raft_persisted(m->r, seq);
     }
     serve_reads(m);
     if (m->tr)
@@ -519,6 +543,49 @@ static void process_ready(member *m)
     if (m->watch)
         watch_svc_after_apply(m);
     compact_step(m);
+}
+
+static void stop_step(struct stop_ctx *s);
+
+static void sync_work(uv_work_t *w)
+{
+    member *m = w->data;
+    storage_sync_do(m->st);
+}
+
+static void sync_done(uv_work_t *w, int status)
+{
+    member *m = w->data;
+    (void)status;
+    m->sync_inflight = false;
+    cord_error e;
+    if (storage_sync_end(m->st, &e) != STORAGE_OK) {
+        fail_member(m, "syncing the WAL", &e);
+    } else {
+        raft_persisted(m->r, m->sync_seq);
+    }
+    if (m->stop) {
+        stop_step(m->stop);
+        return;
+    }
+    process_ready(m);
+}
+
+static void start_sync(member *m, uint64_t seq)
+{
+    cord_error e;
+    if (storage_sync_begin(m->st, &e) != STORAGE_OK) {
+        fail_member(m, "syncing the WAL", &e);
+        return;
+    }
+    m->sync_inflight = true;
+    m->sync_seq = seq;
+    m->sync_work.data = m;
+    if (uv_queue_work(m->loop, &m->sync_work, sync_work, sync_done) != 0) {
+        /* no worker: do it here rather than lose the batch */
+        storage_sync_do(m->st);
+        sync_done(&m->sync_work, 0);
+    }
 }
 
 static void on_prepare(uv_prepare_t *h)
@@ -761,8 +828,13 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
             transport_add_peer(m->tr, m->peers[i].id, m->peers[i].peer_url, err) != 0)
             goto fail;
 
-    api_http_route routes[sizeof http_routes_tmpl / sizeof http_routes_tmpl[0]];
-    memcpy(routes, http_routes_tmpl, sizeof routes);
+    /* [gateway] the JSON gateway's routes follow the fixed ones (src/server/gateway.c) */
+    api_http_route routes[sizeof http_routes_tmpl / sizeof http_routes_tmpl[0] +
+                          GATEWAY_N_ROUTES];
+    memcpy(routes, http_routes_tmpl, sizeof http_routes_tmpl);
+    memcpy(routes + sizeof http_routes_tmpl / sizeof http_routes_tmpl[0], gateway_routes,
+           sizeof gateway_routes);
+    /* [/gateway] */
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         routes[i].ud = m;
     api_method methods[64];
@@ -865,7 +937,12 @@ void member_stop(member *m, void (*done)(void *), void *arg)
     s->done = done;
     s->arg = arg;
     s->pending = 7;
-    process_ready(m); /* persist what is pending */
+    if (m->sync_inflight) {
+        s->pending++; /* the worker finishes first; sync_done calls stop_step */
+        m->stop = s;
+    } else {
+        process_ready(m); /* persist what is pending */
+    }
     while (m->all)
         waiter_finish_error(m, m->all, 14, "etcdserver: server stopped");
     m->tick_timer.data = s;

@@ -100,6 +100,10 @@ struct member {
     uv_timer_t tick_timer;
     uv_prepare_t prepare;
     uv_timer_t compact_timer; /* wakes the loop while a compaction has steps left */
+    uv_work_t sync_work;      /* the WAL's fdatasync, on a libuv worker */
+    bool sync_inflight;
+    uint64_t sync_seq;        /* batch made durable by the sync in flight */
+    struct stop_ctx *stop;    /* set while stopping */
     uint64_t ticks;
     bool failed;
     bool stopping;

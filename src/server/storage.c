@@ -854,8 +854,56 @@ abort:
     return rc;
 }
 
+static int handle_ready(storage *st, const struct raft_ready *rd, storage_apply_fn apply_fn,
+                        void *ctx, bool *need_sync, cord_error *err);
+
 int storage_handle_ready(storage *st, const struct raft_ready *rd, storage_apply_fn apply_fn,
                          void *ctx, cord_error *err)
+{
+    return handle_ready(st, rd, apply_fn, ctx, NULL, err);
+}
+
+int storage_handle_ready_async(storage *st, const struct raft_ready *rd, storage_apply_fn apply_fn,
+                               void *ctx, bool *need_sync, cord_error *err)
+{
+    *need_sync = false;
+    return handle_ready(st, rd, apply_fn, ctx, need_sync, err);
+}
+
+int storage_sync_begin(storage *st, cord_error *err)
+{
+    cord_error local;
+    if (err == NULL)
+        err = &local;
+    int rc = check_failed(st, err);
+    if (rc != STORAGE_OK)
+        return rc;
+    cord_error e;
+    int wrc = wal_sync_begin(st->w, &e);
+    if (wrc != WAL_OK)
+        return fail(st, wrap(err, code_from_wal(wrc), &e, "storage: sync the WAL: "), err);
+    return STORAGE_OK;
+}
+
+void storage_sync_do(storage *st)
+{
+    wal_sync_do(st->w);
+}
+
+int storage_sync_end(storage *st, cord_error *err)
+{
+    cord_error local;
+    if (err == NULL)
+        err = &local;
+    cord_error e;
+    int wrc = wal_sync_end(st->w, NULL, &e);
+    if (wrc != WAL_OK)
+        return fail(st, wrap(err, code_from_wal(wrc), &e, "storage: sync the WAL: "), err);
+    return STORAGE_OK;
+}
+
+static int handle_ready(storage *st, const struct raft_ready *rd, storage_apply_fn apply_fn,
+                        void *ctx, bool *need_sync, cord_error *err)
 {
     cord_error local; /* so that the failed state keeps the message */
     if (err == NULL) {
@@ -896,7 +944,9 @@ int storage_handle_ready(storage *st, const struct raft_ready *rd, storage_apply
             goto failed;
         }
     }
-    if (rd->n_entries > 0 || rd->hard_state_changed || installed) {
+    if (need_sync != NULL && !installed && (rd->n_entries > 0 || rd->hard_state_changed)) {
+        *need_sync = true; /* the caller syncs, off its thread */
+    } else if (rd->n_entries > 0 || rd->hard_state_changed || installed) {
         int wrc = wal_sync(st->w, NULL, &e);
         if (wrc != WAL_OK) {
             rc = wrap(err, code_from_wal(wrc), &e, "storage: sync the WAL: ");

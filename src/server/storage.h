@@ -203,6 +203,26 @@ int storage_handle_ready(storage *st, const struct raft_ready *rd, storage_apply
                          void *ctx, cord_error *err);
 
 /*
+ * storage_handle_ready_async: storage_handle_ready without its fdatasync,
+ * for a caller that syncs on a worker thread (group commit). Everything
+ * else happens as described above, applying included (committed entries
+ * are durable already). *need_sync says whether the batch left WAL records
+ * to sync: then call storage_sync_begin (owner thread), storage_sync_do (any
+ * one thread, e.g. a libuv worker), storage_sync_end (owner thread), and
+ * only then raft_persisted(r, rd->seq). A batch that installs a snapshot is
+ * synced inside, as before (*need_sync false). While a sync is in flight the
+ * caller must not call storage_handle_ready(_async) or
+ * storage_take_snapshot: it collects the next batch once the sync ended.
+ * Errors: as storage_handle_ready; storage_sync_begin/end: STORAGE_EIO,
+ * STORAGE_EFAILED (the storage is then failed).
+ */
+int storage_handle_ready_async(storage *st, const struct raft_ready *rd, storage_apply_fn apply_fn,
+                               void *ctx, bool *need_sync, cord_error *err);
+int storage_sync_begin(storage *st, cord_error *err);
+void storage_sync_do(storage *st);
+int storage_sync_end(storage *st, cord_error *err);
+
+/*
  * storage_take_snapshot: take a snapshot at the MVCC store's applied index
  * (call after raft_advance, when the batch had want_snapshot): the store is
  * copied into a snapshot file whose membership is raft_conf_encode of the
