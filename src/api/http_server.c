@@ -86,6 +86,14 @@ struct api_call {
     size_t discarded; /* request bytes dropped after the call was finished */
     int status;
     char *status_msg; /* percent-encoded, may be NULL */
+
+    /* virtual calls (api_call_virtual_new): conn == NULL */
+    api_server *vsrv;
+    const api_virtual_ops *vops;
+    void *vctx;
+    bool vclosed;      /* the owner called api_call_virtual_close: ops no longer called */
+    bool vdrain;       /* drain callback armed: run at the next prepare */
+    bool vclose_queued;
 };
 
 struct api_http_req {
@@ -157,6 +165,9 @@ struct api_server {
     void (*done)(void *);
     void *done_arg;
     bool prepare_inited;
+    api_call *vcalls;  /* live virtual calls (prev/next) */
+    uint32_t n_vcalls;
+    uint32_t n_vwork; /* virtual calls with a queued close or drain: prepare must look */
     char rbuf[64 * 1024];
 };
 
@@ -174,6 +185,8 @@ static void conn_schedule_close(api_conn *c);
 static void conn_flush_h2(api_conn *c);
 static void h1_process(api_conn *c);
 static void server_maybe_finish(api_server *s);
+static const api_method *find_method(api_server *s, const char *path);
+static void on_idle_noop(uv_idle_t *h);
 
 /* ------------------------------------------------------------------ utils */
 
@@ -496,6 +509,128 @@ static void conn_teardown(api_conn *c)
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
 
+/* ------------------------------------------------------ virtual calls */
+
+static void vcall_wake(api_server *s)
+{
+    if (!uv_is_active((uv_handle_t *)&s->idle) && !uv_is_closing((uv_handle_t *)&s->idle))
+        uv_idle_start(&s->idle, on_idle_noop);
+}
+
+api_call *api_call_virtual_new(api_server *s, const char *path, const api_virtual_ops *ops,
+                               void *ctx)
+{
+    if (!s || !path || !ops || s->stopping)
+        return NULL;
+    const api_method *m = find_method(s, path);
+    if (!m)
+        return NULL;
+    api_call *call = calloc(1, sizeof *call);
+    if (!call)
+        return NULL;
+    call->path = strdup(path);
+    if (!call->path) {
+        free(call);
+        return NULL;
+    }
+    call->vsrv = s;
+    call->vops = ops;
+    call->vctx = ctx;
+    call->method = m;
+    call->id = ++s->next_call_id;
+    call->next = s->vcalls;
+    if (s->vcalls)
+        s->vcalls->prev = call;
+    s->vcalls = call;
+    s->n_vcalls++;
+    s->stats.calls_started++;
+    s->stats.calls_live++;
+    return call;
+}
+
+void api_call_virtual_deliver(api_call *call, const uint8_t *msg, size_t len)
+{
+    assert(!call->conn && call->vsrv);
+    if (call->finished || call->vclosed || call->gone || call->half_closed)
+        return;
+    call->n_msgs++;
+    call->method->on_message(call, msg, len, call->method->ud);
+}
+
+void api_call_virtual_half_close(api_call *call)
+{
+    assert(!call->conn && call->vsrv);
+    if (call->half_closed)
+        return;
+    call->half_closed = true;
+    if (call->finished || call->vclosed || call->gone)
+        return;
+    if (call->method->on_half_close)
+        call->method->on_half_close(call, call->method->ud);
+    else if (call->n_msgs == 0)
+        api_call_finish(call, API_GRPC_INTERNAL, "grpc: no request message received");
+}
+
+void api_call_virtual_close(api_call *call)
+{
+    assert(!call->conn && call->vsrv);
+    assert(!call->vclosed);
+    call->vclosed = true;
+    call->vclose_queued = true;
+    call->vsrv->n_vwork++;
+    vcall_wake(call->vsrv);
+}
+
+/* From the prepare callback: run armed drain callbacks once, finish live
+ * calls when stopping, and run on_close for the calls their owner closed. */
+static void vcalls_run(api_server *s)
+{
+    if (s->stopping) {
+        for (api_call *call = s->vcalls, *next; call; call = next) {
+            next = call->next;
+            if (!call->finished && !call->vclosed)
+                api_call_finish(call, API_GRPC_UNAVAILABLE, "api server stopping");
+        }
+    }
+    if (s->n_vwork == 0)
+        return;
+    /* One pass: a drain callback that re-arms itself runs again at the next
+     * prepare (the idle handle keeps the loop from blocking meanwhile). */
+    for (api_call *call = s->vcalls, *next; call; call = next) {
+        next = call->next;
+        if (call->vdrain && !call->vclose_queued) {
+            call->vdrain = false;
+            s->n_vwork--;
+            void (*fn)(api_call *, void *) = call->drain_fn;
+            call->drain_fn = NULL;
+            if (fn && !call->finished && !call->gone)
+                fn(call, call->drain_ud);
+            next = call->next; /* callbacks only prepend or flag calls */
+        }
+    }
+    for (api_call *call = s->vcalls, *next; call; call = next) {
+        next = call->next;
+        if (!call->vclose_queued)
+            continue;
+        if (call->prev)
+            call->prev->next = call->next;
+        else
+            s->vcalls = call->next;
+        if (call->next)
+            call->next->prev = call->prev;
+        s->n_vcalls--;
+        s->n_vwork--;
+        if (call->vdrain)
+            s->n_vwork--;
+        s->stats.calls_live--;
+        call->gone = true;
+        if (call->method->on_close)
+            call->method->on_close(call, call->method->ud);
+        next = call->next; /* unchanged: on_close only prepends or flags */
+        call_free(call);
+    }
+}
+
 static void on_prepare(uv_prepare_t *p)
 {
     api_server *s = p->data;
@@ -516,7 +651,16 @@ static void on_prepare(uv_prepare_t *p)
         else if (c->proto == PROTO_H1)
             h1_process(c);
     }
-    if (uv_is_active((uv_handle_t *)&s->idle))
+    if (s->n_vcalls > 0) {
+        vcalls_run(s);
+        if (s->n_vcalls == 0 && s->stopping) {
+            if (uv_is_active((uv_handle_t *)&s->idle))
+                uv_idle_stop(&s->idle);
+            server_maybe_finish(s); /* may free s */
+            return;
+        }
+    }
+    if (uv_is_active((uv_handle_t *)&s->idle) && s->n_vwork == 0 && !s->dirty)
         uv_idle_stop(&s->idle);
 }
 
@@ -621,9 +765,13 @@ static void call_kick(api_call *call)
 
 static bool call_usable(const api_call *call)
 {
+    if (call && !call->conn)
+        return !call->finished && !call->gone;
     return call && !call->finished && !call->gone && !call->conn->want_close &&
            !call->conn->torn_down && call->conn->h2;
 }
+
+static void vcall_wake(api_server *s);
 
 static void call_reset(api_call *call, uint32_t h2_error)
 {
@@ -647,6 +795,11 @@ void api_call_send(api_call *call, const uint8_t *msg, size_t len)
 {
     if (!call_usable(call))
         return;
+    if (!call->conn) { /* virtual: straight to the owner */
+        if (!call->vclosed && call->vops->on_message)
+            call->vops->on_message(call->vctx, msg, len);
+        return;
+    }
     api_conn *c = call->conn;
     size_t add = GRPC_HDR_LEN + len;
     if (c->pending > 0 && c->pending + add > c->srv->limits.max_pending_send_bytes_per_conn) {
@@ -696,6 +849,11 @@ void api_call_finish(api_call *call, int grpc_status, const char *grpc_message)
         return;
     call->finished = true;
     call->status = grpc_status;
+    if (!call->conn) { /* virtual: straight to the owner (message not encoded) */
+        if (!call->vclosed && call->vops->on_finish)
+            call->vops->on_finish(call->vctx, grpc_status, grpc_message ? grpc_message : "");
+        return;
+    }
     call->status_msg = grpc_msg_encode(grpc_message);
     if (!call->headers_sent) {
         assert(call->q_head == NULL);
@@ -743,6 +901,22 @@ size_t api_call_pending_send_bytes(const api_call *c)
 void api_call_set_drain_cb(api_call *c, void (*fn)(api_call *, void *), void *ud,
                            size_t low_water_bytes)
 {
+    if (!c->conn) { /* virtual: nothing is ever queued, so it runs at the next prepare */
+        c->drain_fn = NULL;
+        if (c->vdrain) {
+            c->vdrain = false;
+            c->vsrv->n_vwork--;
+        }
+        if (!fn || c->finished || c->gone)
+            return;
+        c->drain_fn = fn;
+        c->drain_ud = ud;
+        c->drain_low = low_water_bytes;
+        c->vdrain = true;
+        c->vsrv->n_vwork++;
+        vcall_wake(c->vsrv);
+        return;
+    }
     if (c->drain_fn)
         c->conn->n_drain--;
     c->drain_fn = NULL;
@@ -761,7 +935,7 @@ const char *api_call_path(const api_call *c)
 }
 const char *api_call_peer(const api_call *c)
 {
-    return c->conn->peer;
+    return c->conn ? c->conn->peer : "gateway";
 }
 
 const char *api_call_header(const api_call *c, const char *name)
@@ -1791,6 +1965,8 @@ static void server_maybe_finish(api_server *s)
 {
     if (!s->stopping)
         return;
+    if (s->n_vcalls > 0)
+        return; /* on_prepare calls again once their owners closed them */
     if (s->n_conns == 0 && s->prepare_inited && !uv_is_closing((uv_handle_t *)&s->prepare)) {
         uv_close((uv_handle_t *)&s->prepare, on_server_handle_closed);
         uv_close((uv_handle_t *)&s->idle, on_server_handle_closed);
@@ -1933,5 +2109,7 @@ void api_server_stop(api_server *s, void (*done)(void *), void *arg)
         conn_schedule_close(c);
     /* the prepare handle is unreferenced: keep the loop alive until it runs */
     uv_ref((uv_handle_t *)&s->prepare);
+    if (s->n_vcalls > 0)
+        vcall_wake(s); /* vcalls_run finishes them at the next prepare */
     server_maybe_finish(s);
 }

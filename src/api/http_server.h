@@ -300,6 +300,52 @@ const char *api_call_peer(const api_call *c);
  * NULL. The first one if repeated. Valid until on_close. */
 const char *api_call_header(const api_call *c, const char *name);
 
+/* ---- virtual calls ----------------------------------------------------------
+ * A call that runs a registered gRPC method without HTTP/2: the JSON gateway
+ * (an HTTP/1.1 route) feeds it request messages and gets the handler's
+ * replies through callbacks. The handler sees an ordinary api_call: every
+ * api_call_* function works on it (api_call_peer is "gateway", there are no
+ * headers, api_call_pending_send_bytes is 0, an armed drain callback runs at
+ * the next loop iteration).
+ *
+ * Lifetime: the owner (who created it) calls api_call_virtual_close exactly
+ * once, when it no longer wants replies (after on_finish, or when its own
+ * client went away). From then on no ops callback runs and the owner must not
+ * touch the call; the method's on_close runs at a later loop iteration (never
+ * inside an api_* function), after which the call is freed. A finished call
+ * stays alive until the owner closes it. api_server_stop finishes every live,
+ * unfinished virtual call with UNAVAILABLE "api server stopping" (through
+ * on_finish) and completes only once their owners closed them all.
+ */
+typedef struct api_virtual_ops {
+    /* a reply message (api_call_send / api_call_reply); msg valid during the call only */
+    void (*on_message)(void *ctx, const uint8_t *msg, size_t len);
+    /* the call was finished (api_call_finish / api_call_reply): grpc status and
+     * message (never NULL, "" if none; valid during the call only). Called at
+     * most once. The owner may call api_call_virtual_close from here. */
+    void (*on_finish)(void *ctx, int grpc_status, const char *grpc_message);
+} api_virtual_ops;
+
+/* api_call_virtual_new: a virtual call of the method registered under the
+ * gRPC `path` ("/etcdserverpb.KV/Range"). ops is kept (not copied); ctx is
+ * passed to its callbacks. Returns NULL if no such method is registered, the
+ * server is stopping, or out of memory. */
+api_call *api_call_virtual_new(api_server *s, const char *path, const api_virtual_ops *ops,
+                               void *ctx);
+
+/* api_call_virtual_deliver: one request message: runs the method's
+ * on_message now (its replies may reach ops before this returns). Ignored
+ * once the call is finished, half-closed or closed. */
+void api_call_virtual_deliver(api_call *c, const uint8_t *msg, size_t len);
+
+/* api_call_virtual_half_close: the client's side is done (END_STREAM): runs
+ * on_half_close, or finishes with INTERNAL "grpc: no request message
+ * received" if there is none and no message was delivered. Once only. */
+void api_call_virtual_half_close(api_call *c);
+
+/* api_call_virtual_close: the owner is done with the call (see above). */
+void api_call_virtual_close(api_call *c);
+
 /* ---- HTTP/1.1 -------------------------------------------------------------- */
 
 /* api_http_respond: status line, Content-Type (omitted if NULL),

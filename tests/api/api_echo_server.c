@@ -21,6 +21,11 @@
  *   GET /stats    {"live_calls":L,"opened":O,"closed":C}
  *   GET /slow     answers after 200 ms
  *   POST /shutdown  answers, then api_server_stop from inside the handler
+ *   POST /virtual ?method=PATH[&half=1]  runs gRPC method PATH through a virtual call
+ *                 (api_call_virtual_new) with the body as its one request message
+ *                 (half-closed after it with half=1; nomsg=1: no message); chunked answer: one line
+ *                 "msg <len> <bytes>" per reply message, then "status <code> <message>";
+ *                 404 for an unknown method; the client leaving closes the call
  * Flags: --listen URL --max-request-bytes N --max-conns N --max-streams N
  *        --max-pending N --idle-ms N. Prints "PORT <port>" once listening.
  * SIGTERM/SIGINT: api_server_stop, then exit 0 once everything is closed.
@@ -355,6 +360,109 @@ static void h_slow(api_http_req *r, void *ud)
     uv_timer_start(&ht->timer, on_slow_tick, 200, 0);
 }
 
+/* ---- /virtual: a gRPC method through a virtual call ---- */
+
+typedef struct vreq {
+    api_http_req *req; /* NULL once ended */
+    api_call *call;    /* NULL once closed */
+    bool busy;
+} vreq;
+
+static void v_maybe_free(vreq *v)
+{
+    if (!v->busy && !v->req && !v->call)
+        free(v);
+}
+
+static void v_close_call(vreq *v)
+{
+    if (v->call) {
+        api_call *c = v->call;
+        v->call = NULL;
+        api_call_virtual_close(c);
+    }
+}
+
+static void v_end(vreq *v)
+{
+    if (v->req) {
+        api_http_req *r = v->req;
+        v->req = NULL;
+        api_http_stream_end(r);
+    }
+}
+
+static void v_msg(void *ctx, const uint8_t *m, size_t n)
+{
+    vreq *v = ctx;
+    if (!v->req)
+        return;
+    char *line = malloc(n + 48);
+    int k = snprintf(line, 48, "msg %zu ", n);
+    if (n)
+        memcpy(line + k, m, n);
+    line[(size_t)k + n] = '\n';
+    if (api_http_stream_write(v->req, line, (size_t)k + n + 1) != API_OK) {
+        v_close_call(v);
+        v_end(v);
+    }
+    free(line);
+    v_maybe_free(v);
+}
+
+static void v_finish(void *ctx, int status, const char *message)
+{
+    vreq *v = ctx;
+    v_close_call(v);
+    if (v->req) {
+        char line[600];
+        int k = snprintf(line, sizeof line, "status %d %.500s\n", status, message);
+        (void)api_http_stream_write(v->req, line, (size_t)k);
+        v_end(v);
+    }
+    v_maybe_free(v);
+}
+
+static const api_virtual_ops v_ops = {v_msg, v_finish};
+
+static void v_http_closed(api_http_req *r, void *ud)
+{
+    vreq *v = ud;
+    v_close_call(v);
+    v_end(v);
+    v_maybe_free(v);
+}
+
+static void h_virtual(api_http_req *r, void *ud)
+{
+    const char *q = api_http_query(r);
+    char path[256] = "";
+    const char *mp = strstr(q, "method=");
+    if (mp)
+        snprintf(path, sizeof path, "%.*s", (int)strcspn(mp + 7, "&"), mp + 7);
+    bool half = strstr(q, "half=1") != NULL;
+    vreq *v = calloc(1, sizeof *v);
+    api_call *c = api_call_virtual_new(server, path, &v_ops, v);
+    if (!c) {
+        free(v);
+        api_http_respond(r, 404, "text/plain", "no such method\n", 15);
+        return;
+    }
+    v->req = r;
+    v->call = c;
+    api_http_set_close_cb(r, v_http_closed, v);
+    api_http_stream_begin(r, 200, "text/plain");
+    size_t len;
+    const uint8_t *b = api_http_body(r, &len);
+    v->busy = true;
+    if (v->call && !strstr(q, "nomsg=1"))
+        api_call_virtual_deliver(v->call, b, len);
+    if (half && v->call)
+        api_call_virtual_half_close(v->call);
+    v->busy = false;
+    v_maybe_free(v);
+}
+
 static void on_stopped(void *arg)
 {
     uv_close((uv_handle_t *)&sig_term, NULL);
@@ -418,6 +526,7 @@ int main(int argc, char **argv)
         {"GET", "/health", h_health, NULL}, {"POST", "/echo", h_echo, NULL},
         {"GET", "/stream", h_stream, NULL}, {"GET", "/stats", h_stats, NULL},
         {"GET", "/slow", h_slow, NULL},     {"POST", "/shutdown", h_shutdown, NULL},
+        {"POST", "/virtual", h_virtual, NULL},
     };
     loop = uv_default_loop();
     cord_error err;

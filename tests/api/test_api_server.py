@@ -804,3 +804,64 @@ def test_localhost_url():
             assert unary(ch)(b"lo", timeout=5) == b"lo"
     finally:
         s2.stop()
+
+
+# ------------------------------------------------------------ virtual calls
+
+def virtual(srv, method, body=b"", half=False, timeout=10):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
+    try:
+        q = "/virtual?method=" + method + ("&half=1" if half else "")
+        c.request("POST", q, body=body)
+        r = c.getresponse()
+        return r.status, r.read().decode().splitlines()
+    finally:
+        c.close()
+
+
+def test_virtual_unary_and_errors(srv):
+    assert virtual(srv, "/test.Echo/Unary", b"hello") == (200, ["msg 5 hello", "status 0 "])
+    assert virtual(srv, "/test.Echo/Fail", b"9 not now") == (200, ["status 9 not now"])
+    st, lines = virtual(srv, "/test.Echo/Delayed", b"50")  # replied later, from a timer
+    assert (st, lines) == (200, ["msg 4 late", "status 0 "])
+    assert virtual(srv, "/test.Echo/Bidi", b"x", half=True) == (200, ["msg 1 x", "status 0 "])
+    st, lines = virtual(srv, "/test.Echo/Paced", b"5 10", half=True)
+    assert st == 200 and len(lines) == 7 and lines[-1] == "status 0 ", lines
+    st, lines = virtual(srv, "/test.Echo/Unary", b"", half=True)
+    assert lines == ["msg 0 ", "status 0 "]  # an empty body is one empty message
+    # half-close without a message, no on_half_close: grpc's "no request message"
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    c.request("POST", "/virtual?method=/test.Echo/Unary&half=1&nomsg=1", body=b"")
+    assert c.getresponse().read() == b"status 13 grpc: no request message received\n"
+    c.close()
+    assert virtual(srv, "/test.Nope/X")[0] == 404
+    wait_for(lambda: stats(srv)["live_calls"] == 0 and stats(srv)["calls_live"] == 0,
+             what="virtual calls closed")
+
+
+def test_virtual_stream_closed_by_client(srv):
+    import http.client
+    before = stats(srv)["closed"]
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    c.request("POST", "/virtual?method=/test.Echo/Ticker", body=b"")
+    r = c.getresponse()
+    got = [r.readline() for _ in range(3)]
+    assert got == [b"msg 6 tick 0\n", b"msg 6 tick 1\n", b"msg 6 tick 2\n"]
+    assert stats(srv)["calls_live"] >= 1
+    c.sock.shutdown(socket.SHUT_RDWR)
+    c.close()
+    wait_for(lambda: stats(srv)["closed"] > before and stats(srv)["calls_live"] == 0,
+             what="on_close of the virtual ticker")
+
+
+def test_virtual_call_live_at_shutdown():
+    import http.client
+    s2 = Server()
+    c = http.client.HTTPConnection("127.0.0.1", s2.port, timeout=10)
+    c.request("POST", "/virtual?method=/test.Echo/Ticker", body=b"")
+    r = c.getresponse()
+    assert r.readline() == b"msg 6 tick 0\n"
+    s2.stop()  # SIGTERM: finishes the virtual call, exits cleanly
+    c.close()

@@ -1,0 +1,552 @@
+/*
+ * gateway.c: etcd's JSON gateway on the client port (see gateway.h).
+ *
+ * One gw_req per HTTP request. It owns the virtual call until the call is
+ * finished or the client goes away, and the HTTP request until it is ended.
+ * Replies may arrive inside api_call_virtual_deliver (a serializable read, an
+ * error found at once), so the dispatching code marks the request busy and
+ * frees it only after the deliver returned.
+ */
+#include "server/gateway.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "api/pbjson.h"
+#include "etcdserverpb/rpc.pb-c.h"
+#include "server/member_internal.h"
+
+typedef struct gw_route {
+    const char *http_path;
+    const char *grpc_path;
+    const ProtobufCMessageDescriptor *req_desc;
+    const ProtobufCMessageDescriptor *resp_desc;
+    bool streaming;
+} gw_route;
+
+static const gw_route gw_table[GATEWAY_N_ROUTES] = {
+    {"/v3/kv/range", "/etcdserverpb.KV/Range", &etcdserverpb__range_request__descriptor,
+     &etcdserverpb__range_response__descriptor, false},
+    {"/v3/kv/put", "/etcdserverpb.KV/Put", &etcdserverpb__put_request__descriptor,
+     &etcdserverpb__put_response__descriptor, false},
+    {"/v3/kv/deleterange", "/etcdserverpb.KV/DeleteRange",
+     &etcdserverpb__delete_range_request__descriptor,
+     &etcdserverpb__delete_range_response__descriptor, false},
+    {"/v3/kv/txn", "/etcdserverpb.KV/Txn", &etcdserverpb__txn_request__descriptor,
+     &etcdserverpb__txn_response__descriptor, false},
+    {"/v3/kv/compaction", "/etcdserverpb.KV/Compact", &etcdserverpb__compaction_request__descriptor,
+     &etcdserverpb__compaction_response__descriptor, false},
+    {"/v3/lease/grant", "/etcdserverpb.Lease/LeaseGrant",
+     &etcdserverpb__lease_grant_request__descriptor,
+     &etcdserverpb__lease_grant_response__descriptor, false},
+    {"/v3/lease/revoke", "/etcdserverpb.Lease/LeaseRevoke",
+     &etcdserverpb__lease_revoke_request__descriptor,
+     &etcdserverpb__lease_revoke_response__descriptor, false},
+    {"/v3/kv/lease/revoke", "/etcdserverpb.Lease/LeaseRevoke",
+     &etcdserverpb__lease_revoke_request__descriptor,
+     &etcdserverpb__lease_revoke_response__descriptor, false},
+    {"/v3/lease/timetolive", "/etcdserverpb.Lease/LeaseTimeToLive",
+     &etcdserverpb__lease_time_to_live_request__descriptor,
+     &etcdserverpb__lease_time_to_live_response__descriptor, false},
+    {"/v3/kv/lease/timetolive", "/etcdserverpb.Lease/LeaseTimeToLive",
+     &etcdserverpb__lease_time_to_live_request__descriptor,
+     &etcdserverpb__lease_time_to_live_response__descriptor, false},
+    {"/v3/lease/leases", "/etcdserverpb.Lease/LeaseLeases",
+     &etcdserverpb__lease_leases_request__descriptor,
+     &etcdserverpb__lease_leases_response__descriptor, false},
+    {"/v3/kv/lease/leases", "/etcdserverpb.Lease/LeaseLeases",
+     &etcdserverpb__lease_leases_request__descriptor,
+     &etcdserverpb__lease_leases_response__descriptor, false},
+    {"/v3/watch", "/etcdserverpb.Watch/Watch", &etcdserverpb__watch_request__descriptor,
+     &etcdserverpb__watch_response__descriptor, true},
+    {"/v3/cluster/member/list", "/etcdserverpb.Cluster/MemberList",
+     &etcdserverpb__member_list_request__descriptor,
+     &etcdserverpb__member_list_response__descriptor, false},
+    {"/v3/maintenance/status", "/etcdserverpb.Maintenance/Status",
+     &etcdserverpb__status_request__descriptor, &etcdserverpb__status_response__descriptor,
+     false},
+};
+
+typedef struct gw_req {
+    const gw_route *route;
+    api_http_req *req; /* NULL once ended */
+    api_call *call;    /* NULL once closed */
+    bool busy;         /* inside gw_dispatch: do not free yet */
+    bool begun;        /* streaming: chunked response started */
+    uint8_t *reply;    /* unary: the last reply message */
+    size_t reply_len;
+} gw_req;
+
+/* ------------------------------------------------------------ helpers */
+
+/* grpc-gateway v1.9 runtime.HTTPStatusFromCode (the version etcd 3.4 ships). */
+static int gw_http_status(int code)
+{
+    switch (code) {
+    case 0: return 200;
+    case 1: return 408;  /* Canceled */
+    case 2: return 500;  /* Unknown */
+    case 3: return 400;  /* InvalidArgument */
+    case 4: return 504;  /* DeadlineExceeded */
+    case 5: return 404;  /* NotFound */
+    case 6: return 409;  /* AlreadyExists */
+    case 7: return 403;  /* PermissionDenied */
+    case 8: return 429;  /* ResourceExhausted */
+    case 9: return 400;  /* FailedPrecondition (deliberately not 412) */
+    case 10: return 409; /* Aborted */
+    case 11: return 400; /* OutOfRange */
+    case 12: return 501; /* Unimplemented */
+    case 13: return 500; /* Internal */
+    case 14: return 503; /* Unavailable */
+    case 15: return 500; /* DataLoss */
+    case 16: return 401; /* Unauthenticated */
+    default: return 500;
+    }
+}
+
+static const char *gw_status_text(int http)
+{
+    switch (http) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 429: return "Too Many Requests";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Internal Server Error";
+    }
+}
+
+/* A JSON string as Go's encoding/json writes it (HTML-safe). Returns bytes written
+ * (without NUL); out must hold 6 * strlen(s) + 3. */
+static size_t gw_json_string(char *out, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *o = out;
+    *o++ = '"';
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned char c = *p;
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        } else if (c == '\n') {
+            *o++ = '\\';
+            *o++ = 'n';
+        } else if (c == '\r') {
+            *o++ = '\\';
+            *o++ = 'r';
+        } else if (c == '\t') {
+            *o++ = '\\';
+            *o++ = 't';
+        } else if (c < 0x20 || c == '<' || c == '>' || c == '&') {
+            memcpy(o, "\\u00", 4);
+            o += 4;
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        } else {
+            *o++ = (char)c;
+        }
+    }
+    *o++ = '"';
+    *o = 0;
+    return (size_t)(o - out);
+}
+
+/* grpc-gateway's error body: {"error":MSG,"code":N,"message":MSG} (code omitted when 0,
+ * as jsonpb omits defaults). Returns a malloc'ed string or NULL. */
+static char *gw_error_body(int code, const char *msg, size_t *len)
+{
+    size_t n = strlen(msg);
+    char *esc = malloc(6 * n + 3);
+    char *out = malloc(2 * (6 * n + 3) + 64);
+    if (!esc || !out) {
+        free(esc);
+        free(out);
+        return NULL;
+    }
+    gw_json_string(esc, msg);
+    int k;
+    if (msg[0] && code)
+        k = sprintf(out, "{\"error\":%s,\"code\":%d,\"message\":%s}", esc, code, esc);
+    else if (code)
+        k = sprintf(out, "{\"code\":%d}", code);
+    else
+        k = sprintf(out, "{\"error\":%s,\"message\":%s}", esc, esc);
+    free(esc);
+    *len = (size_t)k;
+    return out;
+}
+
+/* grpc-gateway's stream error chunk:
+ * {"error":{"grpc_code":N,"http_code":H,"message":MSG,"http_status":TEXT}}\n */
+static char *gw_stream_error(int code, const char *msg, size_t *len)
+{
+    size_t n = strlen(msg);
+    char *esc = malloc(6 * n + 3);
+    char *out = malloc(6 * n + 160);
+    if (!esc || !out) {
+        free(esc);
+        free(out);
+        return NULL;
+    }
+    gw_json_string(esc, msg);
+    int http = gw_http_status(code);
+    int k = sprintf(out, "{\"error\":{\"grpc_code\":%d,\"http_code\":%d,", code, http);
+    if (msg[0])
+        k += sprintf(out + k, "\"message\":%s,", esc);
+    k += sprintf(out + k, "\"http_status\":\"%s\"}}\n", gw_status_text(http));
+    free(esc);
+    *len = (size_t)k;
+    return out;
+}
+
+static void gw_respond_error(api_http_req *r, int code, const char *msg)
+{
+    size_t len = 0;
+    char *body = gw_error_body(code, msg, &len);
+    if (body)
+        api_http_respond(r, gw_http_status(code), "application/json", body, len);
+    else
+        api_http_respond(r, 500, "application/json", "{\"error\": \"failed to marshal error message\"}", 44);
+    free(body);
+}
+
+/* The JSON of a packed response message (malloc'ed), or NULL. */
+static char *gw_reply_json(const ProtobufCMessageDescriptor *desc, const uint8_t *msg, size_t len,
+                           size_t *out_len)
+{
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, msg);
+    if (!m)
+        return NULL;
+    char *json = NULL;
+    int rc = pbjson_encode(m, &json, out_len);
+    protobuf_c_message_free_unpacked(m, NULL);
+    return rc == PBJSON_OK ? json : NULL;
+}
+
+static void gw_free(gw_req *g)
+{
+    free(g->reply);
+    free(g);
+}
+
+static void gw_maybe_free(gw_req *g)
+{
+    if (!g->busy && !g->req && !g->call)
+        gw_free(g);
+}
+
+static void gw_close_call(gw_req *g)
+{
+    if (g->call) {
+        api_call *c = g->call;
+        g->call = NULL;
+        api_call_virtual_close(c);
+    }
+}
+
+/* ------------------------------------------------------------ unary */
+
+static void gw_unary_message(void *ctx, const uint8_t *msg, size_t len)
+{
+    gw_req *g = ctx;
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        return;
+    if (len)
+        memcpy(copy, msg, len);
+    free(g->reply);
+    g->reply = copy;
+    g->reply_len = len;
+}
+
+static void gw_unary_finish(void *ctx, int status, const char *message)
+{
+    gw_req *g = ctx;
+    gw_close_call(g);
+    api_http_req *r = g->req;
+    g->req = NULL;
+    if (r) {
+        if (status == 0 && g->reply) {
+            size_t jl = 0;
+            char *json = gw_reply_json(g->route->resp_desc, g->reply, g->reply_len, &jl);
+            if (json)
+                api_http_respond(r, 200, "application/json", json, jl);
+            else
+                gw_respond_error(r, 13, "gateway: cannot encode the response");
+            pbjson_free(json);
+        } else if (status == 0) {
+            gw_respond_error(r, 13, "grpc: no response message");
+        } else {
+            gw_respond_error(r, status, message);
+        }
+    }
+    gw_maybe_free(g);
+}
+
+static const api_virtual_ops gw_unary_ops = {gw_unary_message, gw_unary_finish};
+
+/* ------------------------------------------------------------ streaming */
+
+static void gw_stream_write(gw_req *g, const char *data, size_t len)
+{
+    if (!g->req)
+        return;
+    if (!g->begun) {
+        api_http_stream_begin(g->req, 200, "application/json");
+        g->begun = true;
+    }
+    if (api_http_stream_write(g->req, data, len) != API_OK) {
+        /* the client is gone or does not read: stop the watch */
+        gw_close_call(g);
+        api_http_req *r = g->req;
+        g->req = NULL;
+        api_http_stream_end(r);
+    }
+}
+
+static void gw_stream_message(void *ctx, const uint8_t *msg, size_t len)
+{
+    gw_req *g = ctx;
+    size_t jl = 0;
+    char *json = gw_reply_json(g->route->resp_desc, msg, len, &jl);
+    if (!json)
+        return;
+    /* runtime.ForwardResponseStream: {"result":MSG} then the JSONPb delimiter "\n" */
+    char *line = malloc(jl + 13);
+    if (line) {
+        memcpy(line, "{\"result\":", 10);
+        memcpy(line + 10, json, jl);
+        memcpy(line + 10 + jl, "}\n", 2);
+        gw_stream_write(g, line, jl + 12);
+        free(line);
+    }
+    pbjson_free(json);
+    gw_maybe_free(g);
+}
+
+static void gw_stream_finish(void *ctx, int status, const char *message)
+{
+    gw_req *g = ctx;
+    gw_close_call(g);
+    if (g->req) {
+        if (status != 0) {
+            size_t el = 0;
+            char *err = gw_stream_error(status, message, &el);
+            if (!g->begun) { /* nothing sent yet: the error decides the status */
+                api_http_stream_begin(g->req, gw_http_status(status), "application/json");
+                g->begun = true;
+            }
+            if (err)
+                (void)api_http_stream_write(g->req, err, el);
+            free(err);
+        } else if (!g->begun) {
+            api_http_stream_begin(g->req, 200, "application/json");
+            g->begun = true;
+        }
+        api_http_req *r = g->req;
+        g->req = NULL;
+        api_http_stream_end(r);
+    }
+    gw_maybe_free(g);
+}
+
+static const api_virtual_ops gw_stream_ops = {gw_stream_message, gw_stream_finish};
+
+/* ------------------------------------------------------------ dispatch */
+
+static void gw_on_http_close(api_http_req *r, void *ud)
+{
+    gw_req *g = ud;
+    (void)r;
+    gw_close_call(g);
+    if (g->req) {
+        api_http_req *req = g->req;
+        g->req = NULL;
+        if (g->begun)
+            api_http_stream_end(req);
+        else
+            api_http_respond(req, 499, NULL, NULL, 0); /* dropped: the client is gone */
+    }
+    gw_maybe_free(g);
+}
+
+/* Splits a body into top-level JSON values (a stream of WatchRequests, as the
+ * gateway's decoder reads them). Returns the length of the value starting at
+ * *off (after whitespace), 0 at the end; *start gets its offset. */
+static size_t gw_next_value(const char *s, size_t len, size_t *off, size_t *start)
+{
+    size_t i = *off;
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    *start = i;
+    if (i >= len) {
+        *off = i;
+        return 0;
+    }
+    int depth = 0;
+    bool in_str = false;
+    size_t j = i;
+    for (; j < len; j++) {
+        char c = s[j];
+        if (in_str) {
+            if (c == '\\')
+                j++;
+            else if (c == '"')
+                in_str = false;
+            continue;
+        }
+        if (c == '"')
+            in_str = true;
+        else if (c == '{' || c == '[')
+            depth++;
+        else if (c == '}' || c == ']') {
+            if (--depth <= 0) {
+                j++;
+                break;
+            }
+        } else if (depth == 0 && (c == ' ' || c == '\n' || c == '\r' || c == '\t')) {
+            break;
+        }
+    }
+    *off = j;
+    return j - i;
+}
+
+static bool gw_blank(const uint8_t *b, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r')
+            return false;
+    return true;
+}
+
+/* Decodes one JSON value into a packed request. Returns 0, or fills err. */
+static int gw_pack(const gw_route *rt, const char *json, size_t len, uint8_t **out,
+                   size_t *out_len, char *err, size_t errlen)
+{
+    ProtobufCMessage *msg = NULL;
+    int rc;
+    if (gw_blank((const uint8_t *)json, len))
+        rc = pbjson_decode(rt->req_desc, "{}", 2, &msg, err, errlen);
+    else
+        rc = pbjson_decode(rt->req_desc, json, len, &msg, err, errlen);
+    if (rc != PBJSON_OK)
+        return -1;
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) {
+        pbjson_message_free(msg);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    protobuf_c_message_pack(msg, buf);
+    pbjson_message_free(msg);
+    *out = buf;
+    *out_len = n;
+    return 0;
+}
+
+static void gw_handle(api_http_req *r, void *ud)
+{
+    member *m = ud;
+    const char *path = api_http_path(r);
+    const gw_route *rt = NULL;
+    for (size_t i = 0; i < GATEWAY_N_ROUTES; i++)
+        if (strcmp(gw_table[i].http_path, path) == 0) {
+            rt = &gw_table[i];
+            break;
+        }
+    if (!rt || !m || !m->api) {
+        gw_respond_error(r, 12, "gateway: no such route");
+        return;
+    }
+    size_t blen = 0;
+    const char *body = (const char *)api_http_body(r, &blen);
+    char err[256];
+
+    /* Decode everything first: a bad body is a 400 before any call starts. */
+    uint8_t *reqs[64];
+    size_t lens[64];
+    size_t n_reqs = 0;
+    if (!rt->streaming) {
+        if (gw_pack(rt, body ? body : "", blen, &reqs[0], &lens[0], err, sizeof err) != 0) {
+            gw_respond_error(r, 3, err);
+            return;
+        }
+        n_reqs = 1;
+    } else {
+        size_t off = 0, start = 0, vl;
+        while (body && (vl = gw_next_value(body, blen, &off, &start)) > 0) {
+            if (n_reqs == sizeof reqs / sizeof reqs[0] ||
+                gw_pack(rt, body + start, vl, &reqs[n_reqs], &lens[n_reqs], err, sizeof err) != 0) {
+                if (n_reqs == sizeof reqs / sizeof reqs[0])
+                    snprintf(err, sizeof err, "gateway: too many requests in one body");
+                for (size_t i = 0; i < n_reqs; i++)
+                    free(reqs[i]);
+                gw_respond_error(r, 3, err);
+                return;
+            }
+            n_reqs++;
+        }
+    }
+
+    gw_req *g = calloc(1, sizeof *g);
+    api_call *call = NULL;
+    if (g) {
+        g->route = rt;
+        g->req = r;
+        call = api_call_virtual_new(m->api, rt->grpc_path,
+                                    rt->streaming ? &gw_stream_ops : &gw_unary_ops, g);
+    }
+    if (!call) {
+        free(g);
+        for (size_t i = 0; i < n_reqs; i++)
+            free(reqs[i]);
+        gw_respond_error(r, 14, "gateway: cannot start the call");
+        return;
+    }
+    g->call = call;
+    api_http_set_close_cb(r, gw_on_http_close, g);
+    g->busy = true;
+    for (size_t i = 0; i < n_reqs; i++) {
+        if (g->call)
+            api_call_virtual_deliver(g->call, reqs[i], lens[i]);
+        free(reqs[i]);
+    }
+    /* unary: the client's side ends with its one message; a watch stays open
+     * after the body (etcd's recvLoop ignores io.EOF) */
+    if (!rt->streaming && g->call)
+        api_call_virtual_half_close(g->call);
+    g->busy = false;
+    gw_maybe_free(g);
+}
+
+/* Same order as gw_table. */
+const api_http_route gateway_routes[GATEWAY_N_ROUTES] = {
+    {"POST", "/v3/kv/range", gw_handle, NULL},
+    {"POST", "/v3/kv/put", gw_handle, NULL},
+    {"POST", "/v3/kv/deleterange", gw_handle, NULL},
+    {"POST", "/v3/kv/txn", gw_handle, NULL},
+    {"POST", "/v3/kv/compaction", gw_handle, NULL},
+    {"POST", "/v3/lease/grant", gw_handle, NULL},
+    {"POST", "/v3/lease/revoke", gw_handle, NULL},
+    {"POST", "/v3/kv/lease/revoke", gw_handle, NULL},
+    {"POST", "/v3/lease/timetolive", gw_handle, NULL},
+    {"POST", "/v3/kv/lease/timetolive", gw_handle, NULL},
+    {"POST", "/v3/lease/leases", gw_handle, NULL},
+    {"POST", "/v3/kv/lease/leases", gw_handle, NULL},
+    {"POST", "/v3/watch", gw_handle, NULL},
+    {"POST", "/v3/cluster/member/list", gw_handle, NULL},
+    {"POST", "/v3/maintenance/status", gw_handle, NULL},
+};
