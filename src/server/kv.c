@@ -222,6 +222,26 @@ void kv_serve_read(member *m, api_call *call, uint8_t kind, const uint8_t *req, 
 
 /* ------------------------------------------------------------- handlers */
 
+static void reply_mvcc_error(api_call *call, int rc);
+
+/* The backend quota, checked before proposing (so that every member
+ * decides alike: the alarm itself goes through the log). Returns true when
+ * the write may go on; otherwise the client has its NOSPACE error and the
+ * alarm is proposed if it is not raised yet. */
+static bool quota_ok(member *m, api_call *call, uint64_t cost)
+{
+    if (cost == 0)
+        return true; /* deletes and reads: allowed under the alarm, as etcd */
+    mvcc_store *mv = storage_mvcc(m->st);
+    if (mvcc_quota_check(mv, cost, NULL) == MVCC_OK)
+        return true;
+    mvcc_status st;
+    if (mvcc_status_get(mv, &st, NULL) == MVCC_OK && !st.alarm_nospace)
+        member_raise_nospace(m);
+    reply_mvcc_error(call, MVCC_ENOSPACE);
+    return false;
+}
+
 /* protobuf-c unpacks nested messages recursively without a depth limit, so a
  * small request could nest Txn in RequestOp in Txn ... deep enough to
  * overflow the stack. This walks the wire format of a TxnRequest (success =
@@ -324,11 +344,16 @@ static void on_put(api_call *call, const uint8_t *msg, size_t len, void *ud)
         return;
     }
     bool empty = rq->key.len == 0;
+    mvcc_put_req preq;
+    etcd_conv_put_req(rq, &preq);
+    uint64_t cost = mvcc_put_cost(&preq);
     etcdserverpb__put_request__free_unpacked(rq, NULL);
     if (empty) {
         reply_mvcc_error(call, MVCC_EEMPTYKEY);
         return;
     }
+    if (!quota_ok(m, call, cost))
+        return;
     member_propose(m, call, REQ_PUT, msg, len);
 }
 
@@ -368,11 +393,14 @@ static void on_txn(api_call *call, const uint8_t *msg, size_t len, void *ud)
     if (rc == MVCC_OK)
         rc = mvcc_txn_check(storage_mvcc(m->st), &req, NULL);
     bool readonly = rc == MVCC_OK && mvcc_txn_is_readonly(&req);
+    uint64_t cost = rc == MVCC_OK && !readonly ? mvcc_txn_cost(&req) : 0;
     etcdserverpb__txn_request__free_unpacked(rq, NULL);
     if (rc != MVCC_OK) {
         reply_mvcc_error(call, rc);
         return;
     }
+    if (!quota_ok(m, call, cost))
+        return;
     if (readonly)
         member_read(m, call, REQ_TXN, msg, len);
     else

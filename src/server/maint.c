@@ -126,6 +126,34 @@ static void on_hash_kv(api_call *call, const uint8_t *msg, size_t len, void *ud)
     member_reply_pb(call, &r.base);
 }
 
+/* The alarms as a response (only NOSPACE exists in cord so far). */
+static int alarm_response(member *m, mvcc_store *mv, bool only_if_active, uint8_t **out,
+                          size_t *out_len)
+{
+    mvcc_status ms;
+    memset(&ms, 0, sizeof ms);
+    (void)mvcc_status_get(mv, &ms, NULL);
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    fill_header(m, &h, ms.current_revision);
+    Etcdserverpb__AlarmResponse r = ETCDSERVERPB__ALARM_RESPONSE__INIT;
+    r.header = &h;
+    Etcdserverpb__AlarmMember am = ETCDSERVERPB__ALARM_MEMBER__INIT;
+    Etcdserverpb__AlarmMember *list[1] = {&am};
+    if (ms.alarm_nospace || !only_if_active) {
+        am.memberid = m->id;
+        am.alarm = ETCDSERVERPB__ALARM_TYPE__NOSPACE;
+        r.alarms = list;
+        r.n_alarms = 1;
+    }
+    size_t n = etcdserverpb__alarm_response__get_packed_size(&r);
+    *out = malloc(n ? n : 1);
+    if (!*out)
+        return -1;
+    etcdserverpb__alarm_response__pack(&r, *out);
+    *out_len = n;
+    return 0;
+}
+
 static void on_alarm(api_call *call, const uint8_t *msg, size_t len, void *ud)
 {
     member *m = ud;
@@ -133,27 +161,57 @@ static void on_alarm(api_call *call, const uint8_t *msg, size_t len, void *ud)
                    len);
     int action = req->action;
     etcdserverpb__alarm_request__free_unpacked(req, NULL);
-    mvcc_status ms;
-    memset(&ms, 0, sizeof ms);
-    (void)mvcc_status_get(storage_mvcc(m->st), &ms, NULL);
-    if (action == ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__DEACTIVATE && ms.alarm_nospace) {
-        /* Disarming changes replicated state: not supported until it goes through the log. */
-        member_reply_error(call, 12, "etcdserver: alarm disarm is not supported by this member yet");
+    if (action != ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET) {
+        /* raising and disarming change replicated state: through the log */
+        member_propose(m, call, REQ_ALARM, msg, len);
         return;
     }
-    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-    fill_header(m, &h, ms.current_revision);
-    Etcdserverpb__AlarmResponse r = ETCDSERVERPB__ALARM_RESPONSE__INIT;
-    r.header = &h;
-    Etcdserverpb__AlarmMember am = ETCDSERVERPB__ALARM_MEMBER__INIT;
-    Etcdserverpb__AlarmMember *list[1] = {&am};
-    if (ms.alarm_nospace) {
-        am.memberid = m->id;
-        am.alarm = ETCDSERVERPB__ALARM_TYPE__NOSPACE;
-        r.alarms = list;
-        r.n_alarms = 1;
+    uint8_t *out;
+    size_t n;
+    if (alarm_response(m, storage_mvcc(m->st), true, &out, &n) != 0) {
+        member_reply_error(call, 8, "etcdserver: out of memory");
+        return;
     }
-    member_reply_pb(call, &r.base);
+    api_call_reply(call, out, n);
+    free(out);
+}
+
+int maint_apply_alarm(member *m, mvcc_store *mv, const uint8_t *req, size_t len, bool want_reply,
+                      int *status, const char **message, uint8_t **msg, size_t *msg_len)
+{
+    Etcdserverpb__AlarmRequest *rq = etcdserverpb__alarm_request__unpack(NULL, len, req);
+    if (!rq)
+        return 0;
+    int action = rq->action;
+    bool nospace = rq->alarm == ETCDSERVERPB__ALARM_TYPE__NOSPACE ||
+                   rq->alarm == ETCDSERVERPB__ALARM_TYPE__NONE;
+    etcdserverpb__alarm_request__free_unpacked(rq, NULL);
+    int rc = MVCC_OK;
+    if (nospace && action == ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE)
+        rc = mvcc_alarm_activate(mv, NULL);
+    else if (nospace && action == ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__DEACTIVATE)
+        rc = mvcc_alarm_disarm(mv, NULL);
+    if (rc != MVCC_OK)
+        return -1; /* the store failed */
+    if (nospace && action == ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE)
+        log_warn("alarm: NOSPACE raised: writes refused until compaction, defragment and "
+                 "'alarm disarm'");
+    if (want_reply && alarm_response(m, mv, false, msg, msg_len) != 0) {
+        *status = 8;
+        *message = "etcdserver: out of memory";
+    }
+    return 0;
+}
+
+void member_raise_nospace(member *m)
+{
+    Etcdserverpb__AlarmRequest rq = ETCDSERVERPB__ALARM_REQUEST__INIT;
+    rq.action = ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE;
+    rq.memberid = m->id;
+    rq.alarm = ETCDSERVERPB__ALARM_TYPE__NOSPACE;
+    uint8_t buf[32];
+    size_t n = etcdserverpb__alarm_request__pack(&rq, buf);
+    member_propose(m, NULL, REQ_ALARM, buf, n);
 }
 
 static void on_defragment(api_call *call, const uint8_t *msg, size_t len, void *ud)

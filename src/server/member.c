@@ -395,7 +395,10 @@ static int exec_entry(void *ctx, mvcc_store *mv, const raft_entry *e, cord_error
     uint8_t *msg = NULL;
     size_t msg_len = 0;
     int arc;
-    if (kind == REQ_MEMBER_UPDATE || kind == REQ_MEMBER_ATTR)
+    if (kind == REQ_ALARM)
+        arc = maint_apply_alarm(m, mv, e->data + ENTRY_HEADER_LEN, e->len - ENTRY_HEADER_LEN,
+                                w != NULL, &status, &message, &msg, &msg_len);
+    else if (kind == REQ_MEMBER_UPDATE || kind == REQ_MEMBER_ATTR)
         arc = cluster_apply(m, mv, kind, e->data + ENTRY_HEADER_LEN, e->len - ENTRY_HEADER_LEN,
                             w != NULL, &status, &message, &msg, &msg_len);
     else if (kind >= REQ_LEASE_GRANT && kind <= REQ_LEASE_RENEW)
@@ -770,6 +773,7 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
     storage_options so;
     memset(&so, 0, sizeof so);
     so.mvcc.quota_bytes = cfg->quota_backend_bytes;
+    so.mvcc.no_quota_check_on_apply = true; /* checked before proposing: members agree */
     so.mvcc.lease_exists = lease_exists_cb;
     so.mvcc.lease_ctx = m->leases;
     rc = storage_open(cfg->data_dir, &so, &m->st, err);

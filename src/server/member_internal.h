@@ -36,6 +36,7 @@ enum req_kind {
     REQ_MEMBER_PROMOTE = 12, /* never proposed as such: a conf change */
     REQ_MEMBER_UPDATE = 13,  /* a member's peer URLs (etcdserverpb.Member) */
     REQ_MEMBER_ATTR = 14,    /* a member publishes its name and client URLs */
+    REQ_ALARM = 15,          /* raise or disarm an alarm (etcdserverpb.AlarmRequest) */
 };
 
 /* Entry header: magic, kind, origin member, request id (little endian). */
@@ -159,6 +160,11 @@ extern const api_method maint_methods[];
 extern const size_t maint_n_methods;
 struct ProtobufCMessage;
 void member_reply_pb(api_call *call, const struct ProtobufCMessage *msg);
+/* Applies an AlarmRequest entry (NOSPACE raise or disarm). Returns 0, -1 when the store failed. */
+int maint_apply_alarm(member *m, mvcc_store *mv, const uint8_t *req, size_t len, bool want_reply,
+                      int *status, const char **message, uint8_t **msg, size_t *msg_len);
+/* Proposes the NOSPACE alarm (the quota was found exceeded before a write). */
+void member_raise_nospace(member *m);
 
 /* watch_svc.c: the Watch service. */
 extern const api_method watch_methods[];

@@ -162,3 +162,34 @@ def test_bad_auto_compaction_flags(tmp_path):
                         "--auto-compaction-retention", "1h", "--data-dir", str(tmp_path / "z")],
                        capture_output=True, text=True, timeout=10)
     assert p.returncode != 0 and "auto-compaction-retention" in p.stderr
+
+
+def test_nospace_alarm_compact_defrag_disarm(tmp_path):
+    c = Cluster(tmp_path, 1)
+    m = c.members[0]
+    m.start(c.initial, extra=("--quota-backend-bytes", str(2 * 1024 * 1024)))
+    c.wait_healthy()
+    try:
+        value = "x" * (100 * 1024)
+        full = False
+        for i in range(60):
+            p = c.etcdctl("put", "big/%d" % i, input=value, check=False)
+            if p.returncode != 0:
+                assert "database space exceeded" in p.stderr, p.stderr
+                full = True
+                break
+        assert full
+        assert "alarm:NOSPACE" in c.etcdctl("alarm", "list").stdout
+        # reads and deletes keep working; writes are refused
+        assert c.etcdctl("get", "big/0", "--keys-only").stdout.strip() == "big/0"
+        p = c.etcdctl("put", "small", "1", check=False)
+        assert p.returncode != 0 and "database space exceeded" in p.stderr
+        c.etcdctl("del", "big/", "--prefix")
+        rev = json.loads(c.etcdctl("get", "big/0", "-w", "json").stdout)["header"]["revision"]
+        c.etcdctl("compaction", str(rev))
+        c.etcdctl("defrag")
+        c.etcdctl("alarm", "disarm")
+        assert c.etcdctl("alarm", "list").stdout == ""
+        assert c.etcdctl("put", "small", "1").stdout.strip() == "OK"
+    finally:
+        c.stop()
