@@ -85,6 +85,7 @@ class Member:
 
 class Cluster:
     def __init__(self, tmp_path, size):
+        os.makedirs(str(tmp_path), exist_ok=True)
         ports = free_ports(2 * size)
         self.members = [Member("m%d" % i, ports[2 * i], ports[2 * i + 1],
                                str(tmp_path / ("m%d.cord" % i))) for i in range(size)]
