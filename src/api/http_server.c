@@ -91,8 +91,8 @@ struct api_call {
     api_server *vsrv;
     const api_virtual_ops *vops;
     void *vctx;
-    bool vclosed;      /* the owner called api_call_virtual_close: ops no longer called */
-    bool vdrain;       /* drain callback armed: run at the next prepare */
+    bool vclosed; /* the owner called api_call_virtual_close: ops no longer called */
+    bool vdrain;  /* drain callback armed: run at the next prepare */
     bool vclose_queued;
 };
 
@@ -105,6 +105,8 @@ struct api_http_req {
     bool keep_alive, streaming, close_notified;
     void (*close_fn)(api_http_req *, void *);
     void *close_ud;
+    char *extra; /* api_http_add_header: "Name: value\r\n" lines, NULL if none */
+    size_t extra_len;
 };
 
 struct api_conn {
@@ -165,7 +167,7 @@ struct api_server {
     void (*done)(void *);
     void *done_arg;
     bool prepare_inited;
-    api_call *vcalls;  /* live virtual calls (prev/next) */
+    api_call *vcalls; /* live virtual calls (prev/next) */
     uint32_t n_vcalls;
     uint32_t n_vwork; /* virtual calls with a queued close or drain: prepare must look */
     char rbuf[64 * 1024];
@@ -1376,6 +1378,7 @@ static void req_free(api_http_req *r)
     free(r->query);
     free(r->headers);
     free(r->body);
+    free(r->extra);
     free(r);
 }
 
@@ -1628,11 +1631,13 @@ void api_http_respond(api_http_req *r, int status, const char *content_type, con
     assert(!r->streaming);
     api_conn *c = r->conn;
     if (c) {
-        char head[512];
+        char head[512 + API_HTTP_MAX_EXTRA_HEADER_BYTES];
         int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n", status, http_reason(status));
         if (content_type)
             n += snprintf(head + n, sizeof head - (size_t)n, "Content-Type: %.200s\r\n",
                           content_type);
+        if (r->extra)
+            n += snprintf(head + n, sizeof head - (size_t)n, "%s", r->extra);
         n += snprintf(head + n, sizeof head - (size_t)n, "Content-Length: %zu\r\n%s\r\n", len,
                       r->keep_alive ? "" : "Connection: close\r\n");
         conn_write(c, head, (size_t)n, body, len);
@@ -1647,10 +1652,12 @@ void api_http_stream_begin(api_http_req *r, int status, const char *content_type
     api_conn *c = r->conn;
     if (!c)
         return;
-    char head[512];
+    char head[512 + API_HTTP_MAX_EXTRA_HEADER_BYTES];
     int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n", status, http_reason(status));
     if (content_type)
         n += snprintf(head + n, sizeof head - (size_t)n, "Content-Type: %.200s\r\n", content_type);
+    if (r->extra)
+        n += snprintf(head + n, sizeof head - (size_t)n, "%s", r->extra);
     n += snprintf(head + n, sizeof head - (size_t)n, "Transfer-Encoding: chunked\r\n%s\r\n",
                   r->keep_alive ? "" : "Connection: close\r\n");
     conn_write(c, head, (size_t)n, NULL, 0);
@@ -1686,6 +1693,20 @@ void api_http_stream_end(api_http_req *r)
     if (r->conn)
         conn_write(r->conn, "0\r\n\r\n", 5, NULL, 0);
     h1_req_done(r);
+}
+
+int api_http_add_header(api_http_req *r, const char *name, const char *value)
+{
+    size_t nl = strlen(name), vl = strlen(value);
+    if (nl == 0 || strpbrk(name, ":\r\n") || strpbrk(value, "\r\n") ||
+        r->extra_len + nl + vl + 4 > API_HTTP_MAX_EXTRA_HEADER_BYTES)
+        return API_EINVAL;
+    char *e = realloc(r->extra, r->extra_len + nl + vl + 5);
+    if (!e)
+        return API_ENOMEM;
+    r->extra = e;
+    r->extra_len += (size_t)sprintf(e + r->extra_len, "%s: %s\r\n", name, value);
+    return API_OK;
 }
 
 void api_http_set_close_cb(api_http_req *r, void (*fn)(api_http_req *, void *), void *ud)

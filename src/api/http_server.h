@@ -354,6 +354,14 @@ void api_call_virtual_close(api_call *c);
 void api_http_respond(api_http_req *r, int status, const char *content_type, const void *body,
                       size_t len);
 
+/* api_http_add_header: one more response header line "name: value" for the
+ * response this request gets (api_http_respond / api_http_stream_begin; call
+ * before them). All added headers together are at most
+ * API_HTTP_MAX_EXTRA_HEADER_BYTES. Returns API_OK, API_EINVAL (empty name, a
+ * name with ':', CR or LF, a value with CR or LF, over the limit) or API_ENOMEM. */
+#define API_HTTP_MAX_EXTRA_HEADER_BYTES 1024
+int api_http_add_header(api_http_req *r, const char *name, const char *value);
+
 /* api_http_stream_begin: start a chunked response (Transfer-Encoding: chunked,
  * for /v3/watch). Follow with api_http_stream_write and api_http_stream_end. */
 void api_http_stream_begin(api_http_req *r, int status, const char *content_type);

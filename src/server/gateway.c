@@ -68,8 +68,7 @@ static const gw_route gw_table[GATEWAY_N_ROUTES] = {
      &etcdserverpb__member_list_request__descriptor,
      &etcdserverpb__member_list_response__descriptor, false},
     {"/v3/maintenance/status", "/etcdserverpb.Maintenance/Status",
-     &etcdserverpb__status_request__descriptor, &etcdserverpb__status_response__descriptor,
-     false},
+     &etcdserverpb__status_request__descriptor, &etcdserverpb__status_response__descriptor, false},
 };
 
 typedef struct gw_req {
@@ -84,47 +83,39 @@ typedef struct gw_req {
 
 /* ------------------------------------------------------------ helpers */
 
-/* grpc-gateway v1.9 runtime.HTTPStatusFromCode (the version etcd 3.4 ships). */
+/* grpc-gateway v1.9 runtime.HTTPStatusFromCode (the version etcd 3.4 ships), by gRPC
+ * code: OK 200, Canceled 408, Unknown 500, InvalidArgument 400, DeadlineExceeded 504,
+ * NotFound 404, AlreadyExists 409, PermissionDenied 403, ResourceExhausted 429,
+ * FailedPrecondition 400 (deliberately not 412), Aborted 409, OutOfRange 400,
+ * Unimplemented 501, Internal 500, Unavailable 503, DataLoss 500, Unauthenticated 401. */
 static int gw_http_status(int code)
 {
-    switch (code) {
-    case 0: return 200;
-    case 1: return 408;  /* Canceled */
-    case 2: return 500;  /* Unknown */
-    case 3: return 400;  /* InvalidArgument */
-    case 4: return 504;  /* DeadlineExceeded */
-    case 5: return 404;  /* NotFound */
-    case 6: return 409;  /* AlreadyExists */
-    case 7: return 403;  /* PermissionDenied */
-    case 8: return 429;  /* ResourceExhausted */
-    case 9: return 400;  /* FailedPrecondition (deliberately not 412) */
-    case 10: return 409; /* Aborted */
-    case 11: return 400; /* OutOfRange */
-    case 12: return 501; /* Unimplemented */
-    case 13: return 500; /* Internal */
-    case 14: return 503; /* Unavailable */
-    case 15: return 500; /* DataLoss */
-    case 16: return 401; /* Unauthenticated */
-    default: return 500;
-    }
+    static const int http[17] = {200, 408, 500, 400, 504, 404, 409, 403, 429,
+                                 400, 409, 400, 501, 500, 503, 500, 401};
+    return code >= 0 && code <= 16 ? http[code] : 500;
 }
 
+/* Go's http.StatusText for the statuses above. */
 static const char *gw_status_text(int http)
 {
-    switch (http) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 429: return "Too Many Requests";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Internal Server Error";
-    }
+    static const struct {
+        int code;
+        const char *text;
+    } t[] = {{200, "OK"},
+             {400, "Bad Request"},
+             {401, "Unauthorized"},
+             {403, "Forbidden"},
+             {404, "Not Found"},
+             {408, "Request Timeout"},
+             {409, "Conflict"},
+             {429, "Too Many Requests"},
+             {501, "Not Implemented"},
+             {503, "Service Unavailable"},
+             {504, "Gateway Timeout"}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (t[i].code == http)
+            return t[i].text;
+    return "Internal Server Error";
 }
 
 /* A JSON string as Go's encoding/json writes it (HTML-safe). Returns bytes written
@@ -162,8 +153,8 @@ static size_t gw_json_string(char *out, const char *s)
     return (size_t)(o - out);
 }
 
-/* grpc-gateway's error body: {"error":MSG,"code":N,"message":MSG} (code omitted when 0,
- * as jsonpb omits defaults). Returns a malloc'ed string or NULL. */
+/* grpc-gateway's error body as etcd 3.4.23 writes it: {"error":MSG,"message":MSG,"code":N}
+ * (code omitted when 0, as jsonpb omits defaults). Returns a malloc'ed string or NULL. */
 static char *gw_error_body(int code, const char *msg, size_t *len)
 {
     size_t n = strlen(msg);
@@ -177,7 +168,7 @@ static char *gw_error_body(int code, const char *msg, size_t *len)
     gw_json_string(esc, msg);
     int k;
     if (msg[0] && code)
-        k = sprintf(out, "{\"error\":%s,\"code\":%d,\"message\":%s}", esc, code, esc);
+        k = sprintf(out, "{\"error\":%s,\"message\":%s,\"code\":%d}", esc, esc, code);
     else if (code)
         k = sprintf(out, "{\"code\":%d}", code);
     else
@@ -210,14 +201,28 @@ static char *gw_stream_error(int code, const char *msg, size_t *len)
     return out;
 }
 
+/* Response headers etcd's client port adds to every gateway answer (its CORS
+ * wrapper), and the gRPC response metadata grpc-gateway forwards on success. */
+static void gw_add_headers(api_http_req *r, bool grpc_ok)
+{
+    (void)api_http_add_header(r, "Access-Control-Allow-Headers",
+                              "accept, content-type, authorization");
+    (void)api_http_add_header(r, "Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE");
+    (void)api_http_add_header(r, "Access-Control-Allow-Origin", "*");
+    if (grpc_ok)
+        (void)api_http_add_header(r, "Grpc-Metadata-Content-Type", "application/grpc");
+}
+
 static void gw_respond_error(api_http_req *r, int code, const char *msg)
 {
+    gw_add_headers(r, false);
     size_t len = 0;
     char *body = gw_error_body(code, msg, &len);
     if (body)
         api_http_respond(r, gw_http_status(code), "application/json", body, len);
     else
-        api_http_respond(r, 500, "application/json", "{\"error\": \"failed to marshal error message\"}", 44);
+        api_http_respond(r, 500, "application/json",
+                         "{\"error\": \"failed to marshal error message\"}", 44);
     free(body);
 }
 
@@ -280,9 +285,10 @@ static void gw_unary_finish(void *ctx, int status, const char *message)
         if (status == 0 && g->reply) {
             size_t jl = 0;
             char *json = gw_reply_json(g->route->resp_desc, g->reply, g->reply_len, &jl);
-            if (json)
+            if (json) {
+                gw_add_headers(r, true);
                 api_http_respond(r, 200, "application/json", json, jl);
-            else
+            } else
                 gw_respond_error(r, 13, "gateway: cannot encode the response");
             pbjson_free(json);
         } else if (status == 0) {
@@ -303,6 +309,7 @@ static void gw_stream_write(gw_req *g, const char *data, size_t len)
     if (!g->req)
         return;
     if (!g->begun) {
+        gw_add_headers(g->req, true);
         api_http_stream_begin(g->req, 200, "application/json");
         g->begun = true;
     }
@@ -344,6 +351,7 @@ static void gw_stream_finish(void *ctx, int status, const char *message)
             size_t el = 0;
             char *err = gw_stream_error(status, message, &el);
             if (!g->begun) { /* nothing sent yet: the error decides the status */
+                gw_add_headers(g->req, false);
                 api_http_stream_begin(g->req, gw_http_status(status), "application/json");
                 g->begun = true;
             }
@@ -351,6 +359,7 @@ static void gw_stream_finish(void *ctx, int status, const char *message)
                 (void)api_http_stream_write(g->req, err, el);
             free(err);
         } else if (!g->begun) {
+            gw_add_headers(g->req, true);
             api_http_stream_begin(g->req, 200, "application/json");
             g->begun = true;
         }
@@ -432,8 +441,8 @@ static bool gw_blank(const uint8_t *b, size_t len)
 }
 
 /* Decodes one JSON value into a packed request. Returns 0, or fills err. */
-static int gw_pack(const gw_route *rt, const char *json, size_t len, uint8_t **out,
-                   size_t *out_len, char *err, size_t errlen)
+static int gw_pack(const gw_route *rt, const char *json, size_t len, uint8_t **out, size_t *out_len,
+                   char *err, size_t errlen)
 {
     ProtobufCMessage *msg = NULL;
     int rc;
@@ -475,27 +484,30 @@ static void gw_handle(api_http_req *r, void *ud)
     const char *body = (const char *)api_http_body(r, &blen);
     char err[256];
 
-    /* Decode everything first: a bad body is a 400 before any call starts. */
+    /* Decode first: a bad body is answered before any call starts. Like the
+     * gateway's json.Decoder, a unary call reads the first JSON value and
+     * ignores what follows (empty body: the empty message); a watch reads
+     * values until the end or the first one that does not decode. */
     uint8_t *reqs[64];
     size_t lens[64];
     size_t n_reqs = 0;
+    size_t off = 0, start = 0, vl;
     if (!rt->streaming) {
-        if (gw_pack(rt, body ? body : "", blen, &reqs[0], &lens[0], err, sizeof err) != 0) {
-            gw_respond_error(r, 3, err);
+        vl = body ? gw_next_value(body, blen, &off, &start) : 0;
+        if (gw_pack(rt, vl ? body + start : "", vl, &reqs[0], &lens[0], err, sizeof err) != 0) {
+            gw_respond_error(r, 3, err); /* status.Errorf(codes.InvalidArgument, ...) */
             return;
         }
         n_reqs = 1;
     } else {
-        size_t off = 0, start = 0, vl;
-        while (body && (vl = gw_next_value(body, blen, &off, &start)) > 0) {
-            if (n_reqs == sizeof reqs / sizeof reqs[0] ||
-                gw_pack(rt, body + start, vl, &reqs[n_reqs], &lens[n_reqs], err, sizeof err) != 0) {
-                if (n_reqs == sizeof reqs / sizeof reqs[0])
-                    snprintf(err, sizeof err, "gateway: too many requests in one body");
-                for (size_t i = 0; i < n_reqs; i++)
-                    free(reqs[i]);
-                gw_respond_error(r, 3, err);
-                return;
+        while (body && n_reqs < sizeof reqs / sizeof reqs[0] &&
+               (vl = gw_next_value(body, blen, &off, &start)) > 0) {
+            if (gw_pack(rt, body + start, vl, &reqs[n_reqs], &lens[n_reqs], err, sizeof err) != 0) {
+                if (n_reqs == 0) { /* the stream fails before its first message */
+                    gw_respond_error(r, 2, err);
+                    return;
+                }
+                break;
             }
             n_reqs++;
         }

@@ -16,7 +16,7 @@
  *                            RangeResponse / PutResponse) so stock etcdctl (grpc-go) can call them
  * HTTP/1.1 routes:
  *   GET /health   {"health":"true"}
- *   POST /echo    the body back
+ *   POST /echo    the body back (header X-Echo-Length: its length, via api_http_add_header)
  *   GET /stream   ?n=N chunked: N chunks "chunk <i>\n", one per 20 ms
  *   GET /stats    {"live_calls":L,"opened":O,"closed":C}
  *   GET /slow     answers after 200 ms
@@ -262,6 +262,12 @@ static void h_echo(api_http_req *r, void *ud)
     size_t len;
     const uint8_t *b = api_http_body(r, &len);
     const char *ct = api_http_header(r, "content-type");
+    char n[32];
+    snprintf(n, sizeof n, "%zu", len);
+    if (api_http_add_header(r, "X-Echo-Length", n) != API_OK ||
+        api_http_add_header(r, "Bad:Name", "x") != API_EINVAL ||
+        api_http_add_header(r, "X-Bad", "a\r\nInjected: 1") != API_EINVAL)
+        abort();
     api_http_respond(r, 200, ct ? ct : "application/octet-stream", b, len);
 }
 
@@ -523,9 +529,13 @@ int main(int argc, char **argv)
         {"/etcdserverpb.KV/Put", empty_reply, generic_close, NULL, NULL},
     };
     static const api_http_route routes[] = {
-        {"GET", "/health", h_health, NULL}, {"POST", "/echo", h_echo, NULL},
-        {"GET", "/stream", h_stream, NULL}, {"GET", "/stats", h_stats, NULL},
-        {"GET", "/slow", h_slow, NULL},     {"POST", "/shutdown", h_shutdown, NULL},
+        {"GET", "/health", h_health, NULL},
+        {"POST", "/echo", h_echo, NULL},
+        {"GET", "/stream", h_stream, NULL},
+        {"GET", "/stats", h_stats, NULL},
+        {"GET", "/slow", h_slow, NULL},
+        {"POST", "/shutdown", h_shutdown, NULL},
+        /* a gRPC method through a virtual call */
         {"POST", "/virtual", h_virtual, NULL},
     };
     loop = uv_default_loop();

@@ -397,6 +397,8 @@ def test_http1_routes(srv):
     out = curl("-X", "POST", "-H", "content-type: application/json", "--data-binary",
                '{"key":"Zm9v"}', srv.url("/echo"))
     assert out.stdout == b'{"key":"Zm9v"}'
+    out = curl("-i", "--data-binary", "abc", srv.url("/echo"))
+    assert b"\r\nX-Echo-Length: 3\r\n" in out.stdout and b"Injected" not in out.stdout
 
 
 def test_http1_keepalive_reuses_connection(srv):
