@@ -196,9 +196,12 @@ static void list_members(member *m, member_list *l)
     }
 }
 
+/* Cluster responses carry no revision (etcd's cluster server leaves it out). */
 static void header(member *m, Etcdserverpb__ResponseHeader *h)
 {
-    member_fill_header_fields(m, 0, &h->cluster_id, &h->member_id, &h->revision, &h->raft_term);
+    int64_t rev;
+    member_fill_header_fields(m, 1, &h->cluster_id, &h->member_id, &rev, &h->raft_term);
+    h->revision = 0;
 }
 
 /* Answers the membership calls whose configuration change is now applied. */

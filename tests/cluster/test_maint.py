@@ -4,7 +4,7 @@ import json
 import os
 import time
 
-from conftest import Cluster
+from conftest import Cluster, free_ports
 
 
 def status(c):
@@ -193,3 +193,26 @@ def test_nospace_alarm_compact_defrag_disarm(tmp_path):
         assert c.etcdctl("put", "small", "1").stdout.strip() == "OK"
     finally:
         c.stop()
+
+
+def test_peer_port_taken_exits_nonzero(tmp_path):
+    import socket
+    import subprocess
+    from conftest import CORD
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    cport = free_ports(1)[0]
+    try:
+        p = subprocess.run([CORD, "--name", "x", "--data-dir", str(tmp_path / "x"),
+                            "--listen-client-urls", "http://127.0.0.1:%d" % cport,
+                            "--advertise-client-urls", "http://127.0.0.1:%d" % cport,
+                            "--listen-peer-urls", "http://127.0.0.1:%d" % port,
+                            "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % port,
+                            "--initial-cluster", "x=http://127.0.0.1:%d" % port],
+                           capture_output=True, text=True, timeout=20)
+    finally:
+        taken.close()
+    assert p.returncode != 0
+    assert "cannot start" in p.stderr and str(port) in p.stderr
