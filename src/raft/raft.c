@@ -26,48 +26,78 @@
 const char *raft_strerror(int err)
 {
     switch (err) {
-    case RAFT_OK: return "ok";
-    case RAFT_ENOTLEADER: return "not the leader";
-    case RAFT_ENOLEADER: return "no leader";
-    case RAFT_EBUSY: return "too many pending requests";
-    case RAFT_ETRANSFER: return "leadership transfer in progress";
-    case RAFT_ECONFPENDING: return "a membership change is in progress";
-    case RAFT_EINVAL: return "invalid argument";
-    case RAFT_ECOMPACTED: return "index compacted";
-    case RAFT_ENOMEM: return "out of memory";
-    case RAFT_ETOOLARGE: return "request too large";
-    case RAFT_ENOTVOTER: return "not a voting member";
-    case RAFT_ESTOPPED: return "member removed from the cluster";
-    default: return "unknown error";
+    case RAFT_OK:
+        return "ok";
+    case RAFT_ENOTLEADER:
+        return "not the leader";
+    case RAFT_ENOLEADER:
+        return "no leader";
+    case RAFT_EBUSY:
+        return "too many pending requests";
+    case RAFT_ETRANSFER:
+        return "leadership transfer in progress";
+    case RAFT_ECONFPENDING:
+        return "a membership change is in progress";
+    case RAFT_EINVAL:
+        return "invalid argument";
+    case RAFT_ECOMPACTED:
+        return "index compacted";
+    case RAFT_ENOMEM:
+        return "out of memory";
+    case RAFT_ETOOLARGE:
+        return "request too large";
+    case RAFT_ENOTVOTER:
+        return "not a voting member";
+    case RAFT_ESTOPPED:
+        return "member removed from the cluster";
+    default:
+        return "unknown error";
     }
 }
 
 const char *raft_msg_type_name(int type)
 {
     switch (type) {
-    case RAFT_MSG_VOTE: return "Vote";
-    case RAFT_MSG_VOTE_RESP: return "VoteResp";
-    case RAFT_MSG_APPEND: return "Append";
-    case RAFT_MSG_APPEND_RESP: return "AppendResp";
-    case RAFT_MSG_HEARTBEAT: return "Heartbeat";
-    case RAFT_MSG_HEARTBEAT_RESP: return "HeartbeatResp";
-    case RAFT_MSG_SNAPSHOT: return "Snapshot";
-    case RAFT_MSG_SNAPSHOT_RESP: return "SnapshotResp";
-    case RAFT_MSG_TIMEOUT_NOW: return "TimeoutNow";
-    case RAFT_MSG_PROPOSE: return "Propose";
-    case RAFT_MSG_READ_INDEX: return "ReadIndex";
-    case RAFT_MSG_READ_INDEX_RESP: return "ReadIndexResp";
-    default: return "Unknown";
+    case RAFT_MSG_VOTE:
+        return "Vote";
+    case RAFT_MSG_VOTE_RESP:
+        return "VoteResp";
+    case RAFT_MSG_APPEND:
+        return "Append";
+    case RAFT_MSG_APPEND_RESP:
+        return "AppendResp";
+    case RAFT_MSG_HEARTBEAT:
+        return "Heartbeat";
+    case RAFT_MSG_HEARTBEAT_RESP:
+        return "HeartbeatResp";
+    case RAFT_MSG_SNAPSHOT:
+        return "Snapshot";
+    case RAFT_MSG_SNAPSHOT_RESP:
+        return "SnapshotResp";
+    case RAFT_MSG_TIMEOUT_NOW:
+        return "TimeoutNow";
+    case RAFT_MSG_PROPOSE:
+        return "Propose";
+    case RAFT_MSG_READ_INDEX:
+        return "ReadIndex";
+    case RAFT_MSG_READ_INDEX_RESP:
+        return "ReadIndexResp";
+    default:
+        return "Unknown";
     }
 }
 
 const char *raft_role_name(enum raft_role role)
 {
     switch (role) {
-    case RAFT_FOLLOWER: return "follower";
-    case RAFT_PRE_CANDIDATE: return "pre-candidate";
-    case RAFT_CANDIDATE: return "candidate";
-    case RAFT_LEADER: return "leader";
+    case RAFT_FOLLOWER:
+        return "follower";
+    case RAFT_PRE_CANDIDATE:
+        return "pre-candidate";
+    case RAFT_CANDIDATE:
+        return "candidate";
+    case RAFT_LEADER:
+        return "leader";
     }
     return "unknown";
 }
@@ -111,7 +141,7 @@ static int grow(void **arr, uint32_t *cap, uint32_t need, size_t size)
 #define PUSH(r, arr, n, cap, val)                                                                  \
     do {                                                                                           \
         if (grow((void **)&(arr), &(cap), (n) + 1, sizeof(*(arr))) != 0)                           \
-            abort(); /* message queues are bounded by the peers; OOM here is fatal */               \
+            abort(); /* message queues are bounded by the peers; OOM here is fatal */              \
         (arr)[(n)++] = (val);                                                                      \
     } while (0)
 
@@ -332,10 +362,10 @@ struct raft {
     /* reads */
     pending_read *reads;
     uint32_t n_reads, cap_reads;
-    uint64_t read_round;      /* last heartbeat round broadcast (every heartbeat is a round) */
+    uint64_t read_round; /* last heartbeat round broadcast (every heartbeat is a round) */
 #define ROUND_TICKS 64
     uint64_t round_tick[ROUND_TICKS]; /* r->now + 1 when round (i mod 64) went out */
-    bool read_round_needed;   /* reads wait for a round not yet broadcast */
+    bool read_round_needed;           /* reads wait for a round not yet broadcast */
     raft_read_state *ready_reads;
     uint32_t n_ready_reads, cap_ready_reads;
     uint64_t *failed_reads;
@@ -626,10 +656,10 @@ static void prs_drop_left(raft *r, bool all)
     uint32_t keep = 0;
     for (uint32_t i = 0; i < r->n_prs; i++) {
         progress *pr = &r->prs[i];
-        bool gone = pr->leaving && (all || r->now >= pr->leave_deadline ||
-                                    (pr->match >= pr->leave_index &&
-                                     pr->sent_commit >= pr->leave_index &&
-                                     r->commit >= pr->leave_index));
+        bool gone =
+            pr->leaving && (all || r->now >= pr->leave_deadline ||
+                            (pr->match >= pr->leave_index && pr->sent_commit >= pr->leave_index &&
+                             r->commit >= pr->leave_index));
         if (gone)
             free(pr->inflight);
         else
@@ -1167,7 +1197,6 @@ static bool maybe_commit(raft *r)
     return true;
 }
 
-
 /* Copies entries (and their data) into memory that lives until raft_advance. */
 static void *scratch_alloc(raft *r, size_t n)
 {
@@ -1212,8 +1241,8 @@ static void handle_vote(raft *r, const raft_msg *m)
     raft_msg resp;
     msg_init(r, &resp, RAFT_MSG_VOTE_RESP, m->from);
     resp.pre_vote = m->pre_vote;
-    bool can_vote = r->vote == m->from || (r->vote == 0 && r->lead == 0) ||
-                    (m->pre_vote && m->term > r->term);
+    bool can_vote =
+        r->vote == m->from || (r->vote == 0 && r->lead == 0) || (m->pre_vote && m->term > r->term);
     if (BUG(r, RAFT_BUG_DOUBLE_VOTE) && !m->pre_vote)
         can_vote = true;
     if (can_vote && log_up_to_date(r, m->log_index, m->log_term)) {
@@ -1494,15 +1523,23 @@ static void step_leader(raft *r, const raft_msg *m)
             send_now(r, &resp);
         }
         return;
-    default: break;
+    default:
+        break;
     }
     if (!pr)
         return; /* not a member */
     switch (m->type) {
-    case RAFT_MSG_APPEND_RESP: handle_append_resp(r, pr, m); break;
-    case RAFT_MSG_HEARTBEAT_RESP: handle_heartbeat_resp(r, pr, m); break;
-    case RAFT_MSG_SNAPSHOT_RESP: handle_snapshot_resp(r, pr, m); break;
-    default: break;
+    case RAFT_MSG_APPEND_RESP:
+        handle_append_resp(r, pr, m);
+        break;
+    case RAFT_MSG_HEARTBEAT_RESP:
+        handle_heartbeat_resp(r, pr, m);
+        break;
+    case RAFT_MSG_SNAPSHOT_RESP:
+        handle_snapshot_resp(r, pr, m);
+        break;
+    default:
+        break;
     }
 }
 
@@ -1555,7 +1592,8 @@ static void step_follower(raft *r, const raft_msg *m)
         }
         break;
     }
-    default: break;
+    default:
+        break;
     }
 }
 
@@ -1568,8 +1606,11 @@ static void step_candidate(raft *r, const raft_msg *m)
         become_follower(r, m->term, m->from);
         step_follower(r, m);
         break;
-    case RAFT_MSG_VOTE_RESP: handle_vote_resp(r, m); break;
-    default: break;
+    case RAFT_MSG_VOTE_RESP:
+        handle_vote_resp(r, m);
+        break;
+    default:
+        break;
     }
 }
 
@@ -1601,7 +1642,8 @@ static bool msg_valid(const raft *r, const raft_msg *m)
     }
     if (m->type == RAFT_MSG_SNAPSHOT) {
         if (m->log_index == 0 || (m->len > 0 && !m->data) ||
-            m->offset + m->len > m->snapshot_size || (m->done != (m->offset + m->len == m->snapshot_size)))
+            m->offset + m->len > m->snapshot_size ||
+            (m->done != (m->offset + m->len == m->snapshot_size)))
             return false;
         if (!conf_valid(&m->conf) || m->conf.n_voters == 0)
             return false;
@@ -1661,10 +1703,16 @@ int raft_step(raft *r, const raft_msg *m)
     }
 
     switch (r->role) {
-    case RAFT_LEADER: step_leader(r, &local); break;
+    case RAFT_LEADER:
+        step_leader(r, &local);
+        break;
     case RAFT_CANDIDATE:
-    case RAFT_PRE_CANDIDATE: step_candidate(r, &local); break;
-    case RAFT_FOLLOWER: step_follower(r, &local); break;
+    case RAFT_PRE_CANDIDATE:
+        step_candidate(r, &local);
+        break;
+    case RAFT_FOLLOWER:
+        step_follower(r, &local);
+        break;
     }
     return 0;
 }
@@ -1681,7 +1729,8 @@ static void send_chunk(raft *r, progress *pr)
     }
     uint64_t off = pr->snap_acked;
     uint64_t rest = r->snap.size - off;
-    uint32_t len = rest < r->cfg.snapshot_chunk_bytes ? (uint32_t)rest : r->cfg.snapshot_chunk_bytes;
+    uint32_t len =
+        rest < r->cfg.snapshot_chunk_bytes ? (uint32_t)rest : r->cfg.snapshot_chunk_bytes;
     raft_msg m;
     msg_init(r, &m, RAFT_MSG_SNAPSHOT, pr->id);
     m.log_index = r->snap.index;
@@ -1731,10 +1780,11 @@ static bool pr_wants_send(const raft *r, const progress *pr)
     if (pr->id == r->cfg.id)
         return false;
     switch (pr->state) {
-    case PR_SNAPSHOT: return !pr->snap_chunk_out;
+    case PR_SNAPSHOT:
+        return !pr->snap_chunk_out;
     case PR_PROBE:
-        return !pr->probe_sent &&
-               (pr->next <= last_index(r) || pr->match < last_index(r) || pr->sent_commit < r->commit);
+        return !pr->probe_sent && (pr->next <= last_index(r) || pr->match < last_index(r) ||
+                                   pr->sent_commit < r->commit);
     case PR_REPLICATE:
         return pr->inflight_count < r->cfg.max_inflight_msgs &&
                (pr->next <= last_index(r) || pr->sent_commit < r->commit);
@@ -2080,8 +2130,8 @@ void raft_ready(raft *r, struct raft_ready *rd)
     if (r->install_pending)
         rd->snapshot = &r->install;
 
-    bool persisting = rd->hard_state_changed || rd->n_entries > 0 || r->have_chunk ||
-                      r->install_pending;
+    bool persisting =
+        rd->hard_state_changed || rd->n_entries > 0 || r->have_chunk || r->install_pending;
     if (persisting) {
         batch_rec b = {.seq = rd->seq, .self_vote = r->self_vote_pending, .term = r->term};
         if (rd->n_entries > 0) {
@@ -2094,7 +2144,8 @@ void raft_ready(raft *r, struct raft_ready *rd)
         r->self_vote_pending = false;
     }
     assert(!r->self_vote_pending);
-    uint64_t bind = persisting ? rd->seq : (r->n_batches > 0 ? r->batches[r->n_batches - 1].seq : 0);
+    uint64_t bind =
+        persisting ? rd->seq : (r->n_batches > 0 ? r->batches[r->n_batches - 1].seq : 0);
     for (uint32_t i = 0; i < r->n_pend_held; i++) {
         if (bind == 0) {
             send_now(r, &r->pend_held[i].m);
@@ -2168,7 +2219,8 @@ void raft_persisted(raft *r, uint64_t seq)
         if (b->last_index != 0 && b->last_index > r->persisted &&
             term_at(r, b->last_index) == b->last_term)
             r->persisted = b->last_index;
-        if (b->self_vote && r->role == RAFT_CANDIDATE && r->vote == r->cfg.id && r->term == b->term) {
+        if (b->self_vote && r->role == RAFT_CANDIDATE && r->vote == r->cfg.id &&
+            r->term == b->term) {
             progress *self = pr_get(r, r->cfg.id);
             if (self && !self->vote_answered) {
                 self->vote_answered = self->vote_granted = true;

@@ -85,17 +85,17 @@
 
 enum {
     RAFT_OK = 0,
-    RAFT_ENOTLEADER = -1,     /* this member is not the leader (raft_leader() hints) */
-    RAFT_ENOLEADER = -2,      /* no leader known: proposal cannot be forwarded */
-    RAFT_EBUSY = -3,          /* too many uncommitted/queued bytes or reads: try later */
-    RAFT_ETRANSFER = -4,      /* leadership transfer in progress: proposals refused */
-    RAFT_ECONFPENDING = -5,   /* a membership change is still in flight */
-    RAFT_EINVAL = -6,         /* malformed argument or message */
-    RAFT_ECOMPACTED = -7,     /* the index asked for was compacted away */
-    RAFT_ENOMEM = -8,         /* allocation failed; the core state is unchanged */
-    RAFT_ETOOLARGE = -9,      /* one proposal is larger than max_entry_bytes */
-    RAFT_ENOTVOTER = -10,     /* transfer target is not a voter, or unknown member */
-    RAFT_ESTOPPED = -11,      /* this member was removed from the cluster */
+    RAFT_ENOTLEADER = -1,   /* this member is not the leader (raft_leader() hints) */
+    RAFT_ENOLEADER = -2,    /* no leader known: proposal cannot be forwarded */
+    RAFT_EBUSY = -3,        /* too many uncommitted/queued bytes or reads: try later */
+    RAFT_ETRANSFER = -4,    /* leadership transfer in progress: proposals refused */
+    RAFT_ECONFPENDING = -5, /* a membership change is still in flight */
+    RAFT_EINVAL = -6,       /* malformed argument or message */
+    RAFT_ECOMPACTED = -7,   /* the index asked for was compacted away */
+    RAFT_ENOMEM = -8,       /* allocation failed; the core state is unchanged */
+    RAFT_ETOOLARGE = -9,    /* one proposal is larger than max_entry_bytes */
+    RAFT_ENOTVOTER = -10,   /* transfer target is not a voter, or unknown member */
+    RAFT_ESTOPPED = -11,    /* this member was removed from the cluster */
 };
 
 /* A static description of an error code. */
@@ -168,26 +168,26 @@ void raft_config_default(raft_config *c);
 /* ---------------------------------------------------------------- messages */
 
 enum raft_msg_type {
-    RAFT_MSG_VOTE = 1,          /* RequestVote (pre_vote: PreVote, term = candidate's term + 1) */
-    RAFT_MSG_VOTE_RESP,         /* reject = vote refused */
-    RAFT_MSG_APPEND,            /* AppendEntries: log_index/log_term = prev; entries; commit */
-    RAFT_MSG_APPEND_RESP,       /* ok: index = last matching index; reject: hint_index/hint_term */
-    RAFT_MSG_HEARTBEAT,         /* commit (capped at the follower's match); context = read round */
-    RAFT_MSG_HEARTBEAT_RESP,    /* context echoed */
-    RAFT_MSG_SNAPSHOT,          /* one chunk: snapshot index/term in log_index/log_term */
-    RAFT_MSG_SNAPSHOT_RESP,     /* index = bytes received so far; reject: resend from index */
-    RAFT_MSG_TIMEOUT_NOW,       /* leadership transfer: campaign now */
-    RAFT_MSG_PROPOSE,           /* a follower forwards proposals to the leader */
-    RAFT_MSG_READ_INDEX,        /* a follower forwards a read; context = its request id */
-    RAFT_MSG_READ_INDEX_RESP,   /* index = read point; reject = leader refused it */
+    RAFT_MSG_VOTE = 1,        /* RequestVote (pre_vote: PreVote, term = candidate's term + 1) */
+    RAFT_MSG_VOTE_RESP,       /* reject = vote refused */
+    RAFT_MSG_APPEND,          /* AppendEntries: log_index/log_term = prev; entries; commit */
+    RAFT_MSG_APPEND_RESP,     /* ok: index = last matching index; reject: hint_index/hint_term */
+    RAFT_MSG_HEARTBEAT,       /* commit (capped at the follower's match); context = read round */
+    RAFT_MSG_HEARTBEAT_RESP,  /* context echoed */
+    RAFT_MSG_SNAPSHOT,        /* one chunk: snapshot index/term in log_index/log_term */
+    RAFT_MSG_SNAPSHOT_RESP,   /* index = bytes received so far; reject: resend from index */
+    RAFT_MSG_TIMEOUT_NOW,     /* leadership transfer: campaign now */
+    RAFT_MSG_PROPOSE,         /* a follower forwards proposals to the leader */
+    RAFT_MSG_READ_INDEX,      /* a follower forwards a read; context = its request id */
+    RAFT_MSG_READ_INDEX_RESP, /* index = read point; reject = leader refused it */
 };
 
 typedef struct raft_msg {
-    uint8_t type;          /* enum raft_msg_type */
-    bool pre_vote;         /* VOTE / VOTE_RESP of the pre-vote round */
+    uint8_t type;  /* enum raft_msg_type */
+    bool pre_vote; /* VOTE / VOTE_RESP of the pre-vote round */
     bool reject;
-    bool force;            /* VOTE caused by leadership transfer: ignore leader lease */
-    bool done;             /* SNAPSHOT: last chunk */
+    bool force; /* VOTE caused by leadership transfer: ignore leader lease */
+    bool done;  /* SNAPSHOT: last chunk */
     raft_id from, to;
     uint64_t term;
     uint64_t log_index, log_term; /* VOTE: last log; APPEND: prev; SNAPSHOT: snapshot's */
@@ -200,8 +200,8 @@ typedef struct raft_msg {
     raft_conf conf;                 /* SNAPSHOT: membership at the snapshot's index */
     uint32_t n_entries;             /* APPEND / PROPOSE */
     const raft_entry *entries;
-    uint32_t len;                   /* SNAPSHOT: chunk length; the transport fills data */
-    const uint8_t *data;            /* SNAPSHOT: chunk bytes (NULL as produced by the core) */
+    uint32_t len;        /* SNAPSHOT: chunk length; the transport fills data */
+    const uint8_t *data; /* SNAPSHOT: chunk bytes (NULL as produced by the core) */
 } raft_msg;
 
 const char *raft_msg_type_name(int type);
@@ -354,14 +354,14 @@ typedef struct raft_status {
     uint64_t term;
     raft_id vote;
     uint64_t commit;
-    uint64_t applied;         /* last index handed out in rd.committed */
-    uint64_t persisted;       /* last index known durable locally */
-    uint64_t first_index;     /* first index held in memory */
+    uint64_t applied;     /* last index handed out in rd.committed */
+    uint64_t persisted;   /* last index known durable locally */
+    uint64_t first_index; /* first index held in memory */
     uint64_t last_index;
-    uint64_t snapshot_index;  /* log starts after this */
+    uint64_t snapshot_index; /* log starts after this */
     uint64_t snapshot_term;
-    raft_id transferee;       /* leadership transfer target, or 0 */
-    bool removed;             /* not a member of the current configuration */
+    raft_id transferee; /* leadership transfer target, or 0 */
+    bool removed;       /* not a member of the current configuration */
 } raft_status;
 
 void raft_get_status(const raft *r, raft_status *st);

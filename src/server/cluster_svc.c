@@ -131,8 +131,8 @@ void cluster_sync_transport(member *m)
         peer_info *p = &m->peers[i];
         if (p->id == m->id || p->peer_url[0] == '\0')
             continue;
-        bool in = c->n_voters == 0 || raft_conf_is_voter(c, p->id) ||
-                  raft_conf_is_learner(c, p->id);
+        bool in =
+            c->n_voters == 0 || raft_conf_is_voter(c, p->id) || raft_conf_is_learner(c, p->id);
         bool has = transport_has_peer(m->tr, p->id);
         if (in && !has)
             (void)transport_add_peer(m->tr, p->id, p->peer_url, NULL);
@@ -290,8 +290,7 @@ int cluster_apply(member *m, mvcc_store *mv, uint8_t kind, const uint8_t *req, s
             etcdserverpb__member__free_unpacked(rec, NULL);
             return -1;
         }
-        if (rec->id != m->id && kind == REQ_MEMBER_UPDATE &&
-            transport_has_peer(m->tr, rec->id)) {
+        if (rec->id != m->id && kind == REQ_MEMBER_UPDATE && transport_has_peer(m->tr, rec->id)) {
             /* new address: reconnect there */
             (void)transport_remove_peer(m->tr, rec->id);
         }

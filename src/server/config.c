@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CORD_VERSION "0.1.0"
+#define CORD_VERSION     "0.1.0"
 #define CORD_API_VERSION "3.4"
 
 typedef enum { T_STR, T_U64, T_U32, T_STATE, T_LEVEL } ftype;
@@ -19,7 +19,10 @@ typedef struct flag {
     const char *help;
 } flag;
 
-#define F(n, t, field, h) {n, t, offsetof(config, field), sizeof(((config *)0)->field), h}
+#define F(n, t, field, h)                                                                          \
+    {                                                                                              \
+        n, t, offsetof(config, field), sizeof(((config *)0)->field), h                             \
+    }
 
 static const flag flags[] = {
     F("name", T_STR, name, "human-readable name for this member (default \"default\")"),
@@ -205,9 +208,8 @@ static int parse_cluster(config *c, char *err, size_t errlen)
         if (strcmp(c->peers[i].name, c->name) == 0)
             self = true;
     if (!self) {
-        snprintf(err, errlen,
-                 "--initial-cluster: this member's name \"%s\" is not in \"%s\"", c->name,
-                 c->initial_cluster);
+        snprintf(err, errlen, "--initial-cluster: this member's name \"%s\" is not in \"%s\"",
+                 c->name, c->initial_cluster);
         return -1;
     }
     return 0;
@@ -354,7 +356,8 @@ int config_parse(config *c, int argc, char **argv, char *err, size_t errlen)
         return CONFIG_ERROR;
     }
     if (c->election_timeout_ms > 50000) {
-        snprintf(err, errlen, "--election-timeout[%ums] is too long, and should be set less than 50000ms",
+        snprintf(err, errlen,
+                 "--election-timeout[%ums] is too long, and should be set less than 50000ms",
                  c->election_timeout_ms);
         return CONFIG_ERROR;
     }
@@ -370,7 +373,8 @@ int config_parse(config *c, int argc, char **argv, char *err, size_t errlen)
     }
     if (strcmp(c->auto_compaction_mode, "periodic") != 0 &&
         strcmp(c->auto_compaction_mode, "revision") != 0) {
-        snprintf(err, errlen, "--auto-compaction-mode: invalid value \"%s\" (want periodic or revision)",
+        snprintf(err, errlen,
+                 "--auto-compaction-mode: invalid value \"%s\" (want periodic or revision)",
                  c->auto_compaction_mode);
         return CONFIG_ERROR;
     }

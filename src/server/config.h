@@ -14,13 +14,13 @@
 
 #include "common/log.h"
 
-#define CONFIG_STR_MAX 1024
+#define CONFIG_STR_MAX     1024
 #define CONFIG_MAX_MEMBERS 16
-#define CONFIG_MAX_URLS 8
+#define CONFIG_MAX_URLS    8
 
 typedef struct config_url {
-    char scheme[8];  /* "http" */
-    char host[256];  /* "127.0.0.1", "localhost" */
+    char scheme[8]; /* "http" */
+    char host[256]; /* "127.0.0.1", "localhost" */
     uint16_t port;
 } config_url;
 
@@ -44,7 +44,7 @@ typedef struct config {
     uint32_t election_timeout_ms;
     uint64_t quota_backend_bytes;
     uint64_t max_request_bytes;
-    char auto_compaction_mode[16];     /* "periodic" or "revision" */
+    char auto_compaction_mode[16]; /* "periodic" or "revision" */
     char auto_compaction_retention[64];
     enum log_level log_level;
 

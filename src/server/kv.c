@@ -51,8 +51,8 @@ static void set_error(int rc, int *status, const char **message)
 /* ------------------------------------------------------------ executing */
 
 typedef struct kv_result {
-    int rc;                  /* MVCC_OK or the request's error */
-    ProtobufCMessage *resp;  /* built in the member's arena */
+    int rc;                 /* MVCC_OK or the request's error */
+    ProtobufCMessage *resp; /* built in the member's arena */
 } kv_result;
 
 static kv_result run_range(member *m, mvcc_store *mv, const Etcdserverpb__RangeRequest *rq)
@@ -93,8 +93,7 @@ static kv_result run_txn(member *m, mvcc_store *mv, const Etcdserverpb__TxnReque
     return res;
 }
 
-static kv_result run_write(member *m, mvcc_store *mv, uint8_t kind, const uint8_t *data,
-                           size_t len)
+static kv_result run_write(member *m, mvcc_store *mv, uint8_t kind, const uint8_t *data, size_t len)
 {
     kv_result res = {.rc = MVCC_EINVAL};
     etcd_conv_header h;
@@ -161,7 +160,8 @@ static kv_result run_write(member *m, mvcc_store *mv, uint8_t kind, const uint8_
         }
         return res;
     }
-    default: return res;
+    default:
+        return res;
     }
 }
 
@@ -295,7 +295,8 @@ static bool txn_depth_ok(const uint8_t *p, const uint8_t *end, bool is_txn, int 
             p += len;
             break;
         }
-        default: return false;
+        default:
+            return false;
         }
     }
     return true;

@@ -146,7 +146,8 @@ int lease_apply(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, const u
         }
         return 0;
     }
-    default: return 0;
+    default:
+        return 0;
     }
 }
 

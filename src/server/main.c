@@ -55,7 +55,8 @@ int main(int argc, char **argv)
     /* cord snapshot restore FILE [flags]: a new data directory from a backup */
     if (argc >= 3 && strcmp(argv[1], "snapshot") == 0 && strcmp(argv[2], "restore") == 0) {
         if (argc < 4) {
-            fprintf(stderr, "usage: cord snapshot restore FILE [--data-dir DIR] [--name NAME] ...\n");
+            fprintf(stderr,
+                    "usage: cord snapshot restore FILE [--data-dir DIR] [--name NAME] ...\n");
             return 2;
         }
         const char *file = argv[3]; /* config_parse takes it as the program name */

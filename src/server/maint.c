@@ -37,7 +37,7 @@ static void fill_header(member *m, Etcdserverpb__ResponseHeader *h, int64_t revi
 #define UNPACK_OR_FAIL(type, fn, call, msg, len)                                                   \
     type *req = fn(NULL, len, msg);                                                                \
     if (!req) {                                                                                    \
-        member_reply_error(call, 3, "etcdserver: malformed request");                             \
+        member_reply_error(call, 3, "etcdserver: malformed request");                              \
         return;                                                                                    \
     }
 
@@ -157,8 +157,7 @@ static int alarm_response(member *m, mvcc_store *mv, bool only_if_active, uint8_
 static void on_alarm(api_call *call, const uint8_t *msg, size_t len, void *ud)
 {
     member *m = ud;
-    UNPACK_OR_FAIL(Etcdserverpb__AlarmRequest, etcdserverpb__alarm_request__unpack, call, msg,
-                   len);
+    UNPACK_OR_FAIL(Etcdserverpb__AlarmRequest, etcdserverpb__alarm_request__unpack, call, msg, len);
     int action = req->action;
     etcdserverpb__alarm_request__free_unpacked(req, NULL);
     if (action != ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET) {
@@ -217,8 +216,8 @@ void member_raise_nospace(member *m)
 static void on_defragment(api_call *call, const uint8_t *msg, size_t len, void *ud)
 {
     member *m = ud;
-    UNPACK_OR_FAIL(Etcdserverpb__DefragmentRequest, etcdserverpb__defragment_request__unpack,
-                   call, msg, len);
+    UNPACK_OR_FAIL(Etcdserverpb__DefragmentRequest, etcdserverpb__defragment_request__unpack, call,
+                   msg, len);
     etcdserverpb__defragment_request__free_unpacked(req, NULL);
     cord_error e;
     int rc = mvcc_defrag(storage_mvcc(m->st), &e);
@@ -241,8 +240,8 @@ static void on_defragment(api_call *call, const uint8_t *msg, size_t len, void *
  * to a temporary file, then sent in chunks as the client's flow control
  * allows, followed by the SHA-256 of everything sent before (as etcd does;
  * etcdctl checks it on restore). */
-#define SNAP_CHUNK_BYTES  (64 * 1024)
-#define SNAP_MAX_PENDING  (1024 * 1024)
+#define SNAP_CHUNK_BYTES (64 * 1024)
+#define SNAP_MAX_PENDING (1024 * 1024)
 
 typedef struct snap_stream {
     member *m;
@@ -338,8 +337,8 @@ static void on_snapshot_closed(api_call *call, void *ud)
 static void on_snapshot(api_call *call, const uint8_t *msg, size_t len, void *ud)
 {
     member *m = ud;
-    UNPACK_OR_FAIL(Etcdserverpb__SnapshotRequest, etcdserverpb__snapshot_request__unpack, call,
-                   msg, len);
+    UNPACK_OR_FAIL(Etcdserverpb__SnapshotRequest, etcdserverpb__snapshot_request__unpack, call, msg,
+                   len);
     etcdserverpb__snapshot_request__free_unpacked(req, NULL);
     char path[CONFIG_STR_MAX + 64];
     snprintf(path, sizeof path, "%s/member/snapshot-stream-XXXXXX", m->cfg.data_dir);
@@ -391,8 +390,8 @@ static void on_snapshot(api_call *call, const uint8_t *msg, size_t len, void *ud
 static void on_move_leader(api_call *call, const uint8_t *msg, size_t len, void *ud)
 {
     member *m = ud;
-    UNPACK_OR_FAIL(Etcdserverpb__MoveLeaderRequest, etcdserverpb__move_leader_request__unpack,
-                   call, msg, len);
+    UNPACK_OR_FAIL(Etcdserverpb__MoveLeaderRequest, etcdserverpb__move_leader_request__unpack, call,
+                   msg, len);
     uint64_t target = req->targetid;
     etcdserverpb__move_leader_request__free_unpacked(req, NULL);
     member_move_leader(m, call, target);

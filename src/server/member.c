@@ -144,9 +144,11 @@ void member_reply_later(member *m, uint64_t waiter_id, int grpc_status, const ch
         m->replies = p;
         m->cap_replies = ncap;
     }
-    m->replies[m->n_replies++] =
-        (pending_reply){.waiter_id = waiter_id, .grpc_status = grpc_status,
-                        .grpc_message = message, .msg = msg, .len = len};
+    m->replies[m->n_replies++] = (pending_reply){.waiter_id = waiter_id,
+                                                 .grpc_status = grpc_status,
+                                                 .grpc_message = message,
+                                                 .msg = msg,
+                                                 .len = len};
 }
 
 static void flush_replies(member *m)
@@ -198,19 +200,30 @@ static void raft_error_reply(api_call *call, int rc)
 {
     switch (rc) {
     case RAFT_ENOLEADER:
-    case RAFT_ENOTLEADER: member_reply_error(call, 14, "etcdserver: no leader"); break;
-    case RAFT_EBUSY: member_reply_error(call, 8, "etcdserver: too many requests"); break;
+    case RAFT_ENOTLEADER:
+        member_reply_error(call, 14, "etcdserver: no leader");
+        break;
+    case RAFT_EBUSY:
+        member_reply_error(call, 8, "etcdserver: too many requests");
+        break;
     case RAFT_ETRANSFER:
         member_reply_error(call, 14, "etcdserver: leadership transfer in progress");
         break;
-    case RAFT_ETOOLARGE: member_reply_error(call, 3, "etcdserver: request is too large"); break;
-    case RAFT_ESTOPPED: member_reply_error(call, 9, "etcdserver: the member has been permanently removed from the cluster"); break;
-    default: member_reply_error(call, 13, raft_strerror(rc)); break;
+    case RAFT_ETOOLARGE:
+        member_reply_error(call, 3, "etcdserver: request is too large");
+        break;
+    case RAFT_ESTOPPED:
+        member_reply_error(call, 9,
+                           "etcdserver: the member has been permanently removed from the cluster");
+        break;
+    default:
+        member_reply_error(call, 13, raft_strerror(rc));
+        break;
     }
 }
 
-static void propose_common(member *m, api_call *call, uint8_t kind, const uint8_t *req,
-                           size_t len, bool streaming)
+static void propose_common(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len,
+                           bool streaming)
 {
     if (m->failed) {
         member_reply_error(call, 14, "etcdserver: member is stopping");
@@ -267,8 +280,7 @@ void member_propose(member *m, api_call *call, uint8_t kind, const uint8_t *req,
     propose_common(m, call, kind, req, len, false);
 }
 
-void member_propose_stream(member *m, api_call *call, uint8_t kind, const uint8_t *req,
-                           size_t len)
+void member_propose_stream(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len)
 {
     propose_common(m, call, kind, req, len, true);
 }
@@ -704,13 +716,12 @@ static void http_metrics(api_http_req *req, void *ud)
         "# TYPE etcd_server_quota_backend_bytes gauge\n"
         "etcd_server_quota_backend_bytes %" PRIu64 "\n"
         "# TYPE cord_raft_term gauge\ncord_raft_term %" PRIu64 "\n"
-        "# TYPE cord_peer_sent_messages_total counter\ncord_peer_sent_messages_total %" PRIu64
-        "\n"
+        "# TYPE cord_peer_sent_messages_total counter\ncord_peer_sent_messages_total %" PRIu64 "\n"
         "# TYPE cord_peer_dropped_messages_total counter\n"
         "cord_peer_dropped_messages_total %" PRIu64 "\n",
         rss_bytes(), rs.leader != 0, rs.role == RAFT_LEADER, m->leader_changes, rs.commit,
-        rs.applied, m->n_waiters, ms.current_revision, ms.db_size_bytes, ms.quota_bytes,
-        rs.term, ts.msgs_sent, ts.msgs_dropped);
+        rs.applied, m->n_waiters, ms.current_revision, ms.db_size_bytes, ms.quota_bytes, rs.term,
+        ts.msgs_sent, ts.msgs_dropped);
     api_http_respond(req, 200, "text/plain; version=0.0.4", body,
                      n > 0 && (size_t)n < sizeof body ? (size_t)n : 0);
 }
@@ -822,8 +833,8 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
     if (conf->n_voters == 1 && conf->voters[0] == m->id && conf->n_voters_out == 0)
         raft_campaign(m->r); /* alone: no one to wait for */
 
-    rc = transport_new(loop, m->id, m->cluster_id, peer_listen, on_peer_message,
-                       on_snapshot_fill, m, NULL, &m->tr, err);
+    rc = transport_new(loop, m->id, m->cluster_id, peer_listen, on_peer_message, on_snapshot_fill,
+                       m, NULL, &m->tr, err);
     if (rc != 0)
         goto fail;
     transport_set_unreachable_cb(m->tr, on_unreachable);
@@ -833,8 +844,7 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
             goto fail;
 
     /* [gateway] the JSON gateway's routes follow the fixed ones (src/server/gateway.c) */
-    api_http_route routes[sizeof http_routes_tmpl / sizeof http_routes_tmpl[0] +
-                          GATEWAY_N_ROUTES];
+    api_http_route routes[sizeof http_routes_tmpl / sizeof http_routes_tmpl[0] + GATEWAY_N_ROUTES];
     memcpy(routes, http_routes_tmpl, sizeof http_routes_tmpl);
     memcpy(routes + sizeof http_routes_tmpl / sizeof http_routes_tmpl[0], gateway_routes,
            sizeof gateway_routes);
@@ -866,8 +876,7 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
 
     uv_timer_init(loop, &m->tick_timer);
     m->tick_timer.data = m;
-    uv_timer_start(&m->tick_timer, on_tick, cfg->heartbeat_interval_ms,
-                   cfg->heartbeat_interval_ms);
+    uv_timer_start(&m->tick_timer, on_tick, cfg->heartbeat_interval_ms, cfg->heartbeat_interval_ms);
     if (compactor_start(m, err) != 0)
         goto fail;
     uv_timer_init(loop, &m->compact_timer);

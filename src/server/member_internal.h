@@ -26,11 +26,11 @@ enum req_kind {
     REQ_DELETE_RANGE = 2,
     REQ_TXN = 3,
     REQ_COMPACT = 4,
-    REQ_RANGE = 5, /* reads: never proposed, served after a read index */
+    REQ_RANGE = 5,       /* reads: never proposed, served after a read index */
     REQ_MOVE_LEADER = 6, /* never proposed: waits for the leader to change */
     REQ_LEASE_GRANT = 7,
     REQ_LEASE_REVOKE = 8,
-    REQ_LEASE_RENEW = 9, /* a follower's KeepAlive, carried to the leader by the log */
+    REQ_LEASE_RENEW = 9,     /* a follower's KeepAlive, carried to the leader by the log */
     REQ_MEMBER_ADD = 10,     /* never proposed as such: a conf change + REQ_MEMBER_UPDATE */
     REQ_MEMBER_REMOVE = 11,  /* never proposed as such: a conf change */
     REQ_MEMBER_PROMOTE = 12, /* never proposed as such: a conf change */
@@ -43,7 +43,7 @@ enum req_kind {
 #define ENTRY_MAGIC      0xC7
 #define ENTRY_HEADER_LEN 18
 
-#define MEMBER_MAX_WAITERS  65536
+#define MEMBER_MAX_WAITERS    65536
 #define MEMBER_WAITER_BUCKETS 4096
 
 enum waiter_state {
@@ -103,8 +103,8 @@ struct member {
     uv_timer_t compact_timer; /* wakes the loop while a compaction has steps left */
     uv_work_t sync_work;      /* the WAL's fdatasync, on a libuv worker */
     bool sync_inflight;
-    uint64_t sync_seq;        /* batch made durable by the sync in flight */
-    struct stop_ctx *stop;    /* set while stopping */
+    uint64_t sync_seq;     /* batch made durable by the sync in flight */
+    struct stop_ctx *stop; /* set while stopping */
     uint64_t ticks;
     bool failed;
     bool stopping;
@@ -215,8 +215,7 @@ void kv_serve_read(member *m, api_call *call, uint8_t kind, const uint8_t *req, 
  * NULL the member proposes on its own behalf (no one waits). */
 void member_propose(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len);
 /* The same for one message of a stream: the answer is sent on the stream. */
-void member_propose_stream(member *m, api_call *call, uint8_t kind, const uint8_t *req,
-                           size_t len);
+void member_propose_stream(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len);
 /* Linearizable read: waits for a read point, then kv_serve_read. */
 void member_read(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len);
 void member_reply_error(api_call *call, int grpc_status, const char *message);

@@ -51,8 +51,10 @@ int restore_main(const char *file, const config *cfg)
     unsigned int dlen = 0;
     EVP_Digest(data, size - 32, digest, &dlen, EVP_sha256(), NULL);
     if (dlen != 32 || memcmp(digest, data + size - 32, 32) != 0) {
-        fprintf(stderr, "cord: snapshot restore: %s: snapshot file integrity check failed "
-                        "(SHA-256 mismatch)\n", file);
+        fprintf(stderr,
+                "cord: snapshot restore: %s: snapshot file integrity check failed "
+                "(SHA-256 mismatch)\n",
+                file);
         goto out;
     }
     struct stat ds;

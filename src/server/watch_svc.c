@@ -73,9 +73,9 @@ static int read_history(member *m, const watch_history_req *req, watch_history_r
     }
     for (size_t i = 0; i < r.events_len; i++) {
         const mvcc_event *e = &r.events[i];
-        m->watch_ev[i] = (watch_event){
-            .type = e->type == MVCC_EVENT_PUT ? WATCH_EVENT_PUT : WATCH_EVENT_DELETE,
-            .kv = to_wkv(&e->kv)};
+        m->watch_ev[i] =
+            (watch_event){.type = e->type == MVCC_EVENT_PUT ? WATCH_EVENT_PUT : WATCH_EVENT_DELETE,
+                          .kv = to_wkv(&e->kv)};
         if (e->prev_kv) {
             m->watch_prev[i] = to_wkv(e->prev_kv);
             m->watch_ev[i].prev_kv = &m->watch_prev[i];
@@ -130,7 +130,7 @@ static int send_piece(watch_call *wc, const watch_response *resp, size_t from, s
         Mvccpb__Event init = MVCCPB__EVENT__INIT;
         ev[i] = init;
         ev[i].type = e->type == WATCH_EVENT_PUT ? MVCCPB__EVENT__EVENT_TYPE__PUT
-                                                 : MVCCPB__EVENT__EVENT_TYPE__DELETE;
+                                                : MVCCPB__EVENT__EVENT_TYPE__DELETE;
         fill_kv(&kvs[2 * i], &e->kv);
         ev[i].kv = &kvs[2 * i];
         if (e->prev_kv) {
@@ -178,9 +178,9 @@ static int sink(void *ctx, watch_stream *stream, const watch_response *resp)
     if (resp->fragment && resp->events_len > 1) {
         size_t ends[4096];
         size_t base = 64; /* header and flags */
-        size_t pieces = watch_fragment_split(resp->events, resp->events_len, base,
-                                             wc->m->cfg.max_request_bytes, ends,
-                                             sizeof ends / sizeof ends[0]);
+        size_t pieces =
+            watch_fragment_split(resp->events, resp->events_len, base, wc->m->cfg.max_request_bytes,
+                                 ends, sizeof ends / sizeof ends[0]);
         if (pieces > 0 && ends[pieces - 1] == resp->events_len) {
             size_t from = 0;
             for (size_t i = 0; i < pieces; i++) {
@@ -253,7 +253,8 @@ static void on_watch_message(api_call *call, const uint8_t *msg, size_t len, voi
     case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_PROGRESS_REQUEST:
         watch_stream_request_progress(wc->stream);
         break;
-    default: break;
+    default:
+        break;
     }
     etcdserverpb__watch_request__free_unpacked(rq, NULL);
 }
