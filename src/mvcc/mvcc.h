@@ -616,6 +616,9 @@ typedef struct mvcc_status {
 
 /* Fills *out with the committed state (or the open batch's revisions). Errors: MVCC_EIO. */
 int mvcc_status_get(mvcc_store *store, mvcc_status *out, cord_error *err);
+/* The same without the sizes (db_size_bytes and db_size_in_use_bytes stay 0): no system
+ * call and no walk of the free list, for hot paths. Errors: MVCC_EIO (store closed). */
+int mvcc_status_revisions(const mvcc_store *store, mvcc_status *out);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Maintenance: sync, defragment, snapshots                                                     */

@@ -731,6 +731,25 @@ int mvcc_alarm_disarm(mvcc_store *s, cord_error *err)
     return set_alarm(s, false, err);
 }
 
+int mvcc_status_revisions(const mvcc_store *s, mvcc_status *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!s->env)
+        return MVCC_EIO;
+    const mvcc_meta *m = s->batch ? &s->batch_meta : &s->meta;
+    out->current_revision = m->current_rev;
+    out->compact_revision = m->compact_rev;
+    out->compact_scheduled_revision = m->compact_scheduled;
+    out->compact_finished_revision = m->compact_finished;
+    out->compaction_pending = m->compact_scheduled > m->compact_finished;
+    out->applied_index = s->meta.applied_index;
+    out->applied_term = s->meta.applied_term;
+    out->alarm_nospace = m->alarm_nospace;
+    out->quota_bytes = s->opts.quota_bytes;
+    out->map_size_bytes = s->map_size;
+    return MVCC_OK;
+}
+
 int mvcc_status_get(mvcc_store *s, mvcc_status *out, cord_error *err)
 {
     memset(out, 0, sizeof(*out));

@@ -35,7 +35,7 @@ static void on_compactor(uv_timer_t *t)
         return;
     }
     mvcc_status st;
-    if (mvcc_status_get(storage_mvcc(m->st), &st, NULL) != MVCC_OK)
+    if (mvcc_status_revisions(storage_mvcc(m->st), &st) != MVCC_OK)
         return;
     int64_t target = 0;
     if (m->compact_revision_mode) {

@@ -153,7 +153,7 @@ static kv_result run_write(member *m, mvcc_store *mv, uint8_t kind, const uint8_
         if (res.rc == MVCC_OK) {
             mvcc_status st;
             memset(&st, 0, sizeof st);
-            (void)mvcc_status_get(mv, &st, NULL);
+            (void)mvcc_status_revisions(mv, &st);
             Etcdserverpb__CompactionResponse *out = NULL;
             res.rc = etcd_conv_compaction_resp(&m->arena, &h, st.current_revision, &out);
             res.resp = out ? &out->base : NULL;
@@ -236,7 +236,7 @@ static bool quota_ok(member *m, api_call *call, uint64_t cost)
     if (mvcc_quota_check(mv, cost, NULL) == MVCC_OK)
         return true;
     mvcc_status st;
-    if (mvcc_status_get(mv, &st, NULL) == MVCC_OK && !st.alarm_nospace)
+    if (mvcc_status_revisions(mv, &st) == MVCC_OK && !st.alarm_nospace)
         member_raise_nospace(m);
     reply_mvcc_error(call, MVCC_ENOSPACE);
     return false;

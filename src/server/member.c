@@ -315,7 +315,7 @@ void member_fill_header_fields(member *m, int64_t revision, uint64_t *cluster_id
     *member_id = m->id;
     if (revision <= 0) {
         mvcc_status s;
-        if (mvcc_status_get(storage_mvcc(m->st), &s, NULL) == MVCC_OK)
+        if (mvcc_status_revisions(storage_mvcc(m->st), &s) == MVCC_OK)
             revision = s.current_revision;
     }
     *rev = revision;
@@ -469,7 +469,7 @@ static void on_compact_timer(uv_timer_t *t)
 static void compact_step(member *m)
 {
     mvcc_status st;
-    if (m->failed || mvcc_status_get(storage_mvcc(m->st), &st, NULL) != MVCC_OK ||
+    if (m->failed || mvcc_status_revisions(storage_mvcc(m->st), &st) != MVCC_OK ||
         !st.compaction_pending)
         return;
     bool done = false;

@@ -306,7 +306,7 @@ static void on_progress_timer(uv_timer_t *t)
 void watch_svc_after_apply(member *m)
 {
     mvcc_status st;
-    if (mvcc_status_get(storage_mvcc(m->st), &st, NULL) != MVCC_OK)
+    if (mvcc_status_revisions(storage_mvcc(m->st), &st) != MVCC_OK)
         return;
     if (st.compact_revision > 0)
         watch_hub_set_compacted(m->watch, st.compact_revision);
