@@ -86,7 +86,10 @@
  * without fsync (MDB_NOSYNC): a crash can then lose the last commits (never corrupt the
  * file), which is safe only when the write-ahead log is the durable record and entries
  * after mvcc_applied() are replayed from it on restart. Call mvcc_sync() before the WAL is
- * truncated behind the applied index (e.g. when a snapshot is taken).
+ * truncated behind the applied index (e.g. when a snapshot is taken). With
+ * mvcc_options.no_meta_sync (MDB_NOMETASYNC) the data pages are still fsynced at each commit
+ * but the meta page is not: a system crash may undo the last commits, never corrupt; the
+ * same replay rule applies.
  *
  * ## Limits
  *
@@ -359,6 +362,9 @@ typedef struct mvcc_options {
     uint32_t compact_batch_limit; /* 0: MVCC_DEFAULT_COMPACT_BATCH */
     uint32_t max_value_bytes;     /* 0: MVCC_DEFAULT_MAX_VALUE_BYTES */
     bool no_sync;                 /* MDB_NOSYNC: commits are not fsynced; see "Durability" */
+    bool no_meta_sync; /* MDB_NOMETASYNC: one fsync per commit instead of two; a system crash
+                        * may undo the last commits (the file stays consistent): safe when
+                        * the WAL replays entries after mvcc_applied() */
     bool no_readahead;            /* MDB_NORDAHEAD: for stores much larger than RAM */
     /* By default a write that would take the database file past the quota fails with
      * MVCC_ENOSPACE at apply time and raises the persistent NOSPACE alarm. The file size

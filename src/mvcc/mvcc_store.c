@@ -211,6 +211,8 @@ static int env_open(mvcc_store *s, cord_error *err)
     unsigned int flags = MDB_NOTLS;
     if (s->opts.no_sync)
         flags |= MDB_NOSYNC;
+    if (s->opts.no_meta_sync)
+        flags |= MDB_NOMETASYNC;
     if (s->opts.no_readahead)
         flags |= MDB_NORDAHEAD;
     rc = mdb_env_open(env, s->dir, flags, 0600);

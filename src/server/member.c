@@ -507,13 +507,13 @@ static void process_ready(member *m)
                 m->leader_changes++;
             m->last_leader = rd.leader;
             transfers_done(m, rd.leader);
+            log_info("member %016" PRIx64 ": leader is now %016" PRIx64 " (term %" PRIu64 ")",
+                     m->id, rd.leader, raft_term(m->r));
         }
         bool leader_now = raft_leader(m->r) == m->id;
         if (leader_now != m->was_leader) {
             m->was_leader = leader_now;
             lease_svc_on_leader_change(m, leader_now);
-            log_info("member %016" PRIx64 ": leader is now %016" PRIx64 " (term %" PRIu64 ")",
-                     m->id, rd.leader, raft_term(m->r));
         }
         if (rd.snapshot) {
             cluster_load(m);
@@ -785,6 +785,8 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
     memset(&so, 0, sizeof so);
     so.mvcc.quota_bytes = cfg->quota_backend_bytes;
     so.mvcc.no_quota_check_on_apply = true; /* checked before proposing: members agree */
+    /* the WAL is the durable record and replays what a crash undoes in the store */
+    so.mvcc.no_meta_sync = true;
     so.mvcc.lease_exists = lease_exists_cb;
     so.mvcc.lease_ctx = m->leases;
     rc = storage_open(cfg->data_dir, &so, &m->st, err);
