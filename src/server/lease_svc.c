@@ -53,10 +53,37 @@ static void header(member *m, Etcdserverpb__ResponseHeader *h)
 
 /* ------------------------------------------------------------- applying */
 
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static int ttl_response(member *m, int64_t id, bool found, int64_t granted, int64_t remaining_ms,
+                        bool want_keys, uint8_t **out, size_t *out_len);
+
 int lease_apply(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, const uint8_t *req,
                 size_t len, bool want_reply, int *status, const char **message, uint8_t **msg,
                 size_t *msg_len)
 {
+    return lease_apply_from(m, mv, index, kind, req, len, want_reply, status, message, msg,
+                            msg_len, 0, 0);
+}
+
+int lease_apply_from(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, const uint8_t *req,
+                     size_t len, bool want_reply, int *status, const char **message,
+                     uint8_t **msg, size_t *msg_len, uint64_t answer_origin,
+                     uint64_t answer_req_id)
+{
+
     (void)mv;
     cord_error e;
     Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
@@ -144,6 +171,44 @@ int lease_apply(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, const u
             *status = 8;
             *message = "etcdserver: out of memory";
         }
+        return 0;
+    }
+    case REQ_LEASE_TTL: {
+        /* a follower's TimeToLive: the leader answers with its deadline */
+        *status = -1; /* the answer comes with REQ_LEASE_TTL_ANSWER */
+        if (!lease_is_leader(m->leases))
+            return 0;
+        Etcdserverpb__LeaseTimeToLiveRequest *rq =
+            etcdserverpb__lease_time_to_live_request__unpack(NULL, len, req);
+        if (!rq)
+            return 0;
+        int64_t granted = 0, remaining_ms = 0;
+        int rc = lease_time_to_live(m->leases, rq->id, now_ms(m), &granted, &remaining_ms, NULL);
+        uint8_t a[42];
+        put_le64(a, answer_origin);
+        put_le64(a + 8, answer_req_id);
+        put_le64(a + 16, (uint64_t)rq->id);
+        put_le64(a + 24, (uint64_t)granted);
+        put_le64(a + 32, (uint64_t)remaining_ms);
+        a[40] = rc == LEASE_OK;
+        a[41] = rq->keys;
+        etcdserverpb__lease_time_to_live_request__free_unpacked(rq, NULL);
+        /* applying happens between raft_ready and raft_advance: propose afterwards */
+        member_propose_later(m, REQ_LEASE_TTL_ANSWER, a, sizeof a);
+        return 0;
+    }
+    case REQ_LEASE_TTL_ANSWER: {
+        if (len != 42 || get_le64(req) != m->id)
+            return 0; /* someone else's question */
+        uint64_t req_id = get_le64(req + 8);
+        if (!member_waiter_find(m, req_id))
+            return 0;
+        uint8_t *out;
+        size_t n;
+        if (ttl_response(m, (int64_t)get_le64(req + 16), req[40] != 0,
+                         (int64_t)get_le64(req + 24), (int64_t)get_le64(req + 32), req[41] != 0,
+                         &out, &n) == 0)
+            member_reply_later(m, req_id, 0, NULL, out, n);
         return 0;
     }
     default:
@@ -258,6 +323,47 @@ static void on_keep_alive_half_close(api_call *call, void *ud)
     api_call_finish(call, 0, NULL);
 }
 
+/* Builds and packs a TimeToLiveResponse (keys from the local store, which has
+ * applied the same log). found false: TTL -1, as etcd answers for no lease. */
+static int ttl_response(member *m, int64_t id, bool found, int64_t granted, int64_t remaining_ms,
+                        bool want_keys, uint8_t **out, size_t *out_len)
+{
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    header(m, &h);
+    Etcdserverpb__LeaseTimeToLiveResponse r = ETCDSERVERPB__LEASE_TIME_TO_LIVE_RESPONSE__INIT;
+    r.header = &h;
+    r.id = id;
+    ProtobufCBinaryData *keys = NULL;
+    if (!found) {
+        r.ttl = -1;
+    } else {
+        r.grantedttl = granted;
+        r.ttl = remaining_ms > 0 ? remaining_ms / 1000 : 0;
+        if (want_keys) {
+            mvcc_arena_reset(&m->arena);
+            mvcc_bytes *k = NULL;
+            size_t nk = 0;
+            bool more = false;
+            if (mvcc_lease_keys(storage_mvcc(m->st), &m->arena, id, 100000, &k, &nk, &more,
+                                NULL) == MVCC_OK &&
+                nk > 0) {
+                keys = calloc(nk, sizeof(*keys));
+                if (keys) {
+                    for (size_t i = 0; i < nk; i++) {
+                        keys[i].data = (uint8_t *)k[i].data;
+                        keys[i].len = k[i].len;
+                    }
+                    r.keys = keys;
+                    r.n_keys = nk;
+                }
+            }
+        }
+    }
+    int rc = pack_into(&r.base, out, out_len);
+    free(keys);
+    return rc;
+}
+
 static void on_time_to_live(api_call *call, const uint8_t *msg, size_t len, void *ud)
 {
     member *m = ud;
@@ -270,49 +376,22 @@ static void on_time_to_live(api_call *call, const uint8_t *msg, size_t len, void
     int64_t id = rq->id;
     bool want_keys = rq->keys;
     etcdserverpb__lease_time_to_live_request__free_unpacked(rq, NULL);
-    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-    header(m, &h);
-    Etcdserverpb__LeaseTimeToLiveResponse r = ETCDSERVERPB__LEASE_TIME_TO_LIVE_RESPONSE__INIT;
-    r.header = &h;
-    r.id = id;
-    int64_t granted = 0, remaining_ms = 0;
-    int rc;
-    if (lease_is_leader(m->leases)) {
-        rc = lease_time_to_live(m->leases, id, now_ms(m), &granted, &remaining_ms, NULL);
-    } else {
-        /* a follower keeps no deadlines: it reports the granted TTL as an upper bound */
-        rc = lease_ttl(m->leases, id, &granted);
-        remaining_ms = granted * 1000;
-    }
-    if (rc != LEASE_OK) {
-        r.ttl = -1; /* etcd's answer for a lease that does not exist */
-        member_reply_pb(call, &r.base);
+    if (!lease_is_leader(m->leases)) {
+        /* only the leader knows deadlines: the question goes to it through the log and its
+         * answer comes back the same way (REQ_LEASE_TTL, then REQ_LEASE_TTL_ANSWER) */
+        member_propose(m, call, REQ_LEASE_TTL, msg, len);
         return;
     }
-    r.grantedttl = granted;
-    r.ttl = remaining_ms > 0 ? remaining_ms / 1000 : 0;
-    ProtobufCBinaryData *keys = NULL;
-    if (want_keys) {
-        mvcc_arena_reset(&m->arena);
-        mvcc_bytes *k = NULL;
-        size_t nk = 0;
-        bool more = false;
-        if (mvcc_lease_keys(storage_mvcc(m->st), &m->arena, id, 100000, &k, &nk, &more, NULL) ==
-                MVCC_OK &&
-            nk > 0) {
-            keys = calloc(nk, sizeof(*keys));
-            if (keys) {
-                for (size_t i = 0; i < nk; i++) {
-                    keys[i].data = (uint8_t *)k[i].data;
-                    keys[i].len = k[i].len;
-                }
-                r.keys = keys;
-                r.n_keys = nk;
-            }
-        }
+    int64_t granted = 0, remaining_ms = 0;
+    int rc = lease_time_to_live(m->leases, id, now_ms(m), &granted, &remaining_ms, NULL);
+    uint8_t *out;
+    size_t n;
+    if (ttl_response(m, id, rc == LEASE_OK, granted, remaining_ms, want_keys, &out, &n) != 0) {
+        member_reply_error(call, 8, "etcdserver: out of memory");
+        return;
     }
-    member_reply_pb(call, &r.base);
-    free(keys);
+    api_call_reply(call, out, n);
+    free(out);
 }
 
 static void on_leases(api_call *call, const uint8_t *msg, size_t len, void *ud)

@@ -275,6 +275,32 @@ static void propose_common(member *m, api_call *call, uint8_t kind, const uint8_
     }
 }
 
+void member_propose_later(member *m, uint8_t kind, const uint8_t *req, size_t len)
+{
+    if (m->n_deferred == m->cap_deferred) {
+        uint32_t ncap = m->cap_deferred ? 2 * m->cap_deferred : 16;
+        struct deferred_prop *p = realloc(m->deferred, sizeof(*p) * ncap);
+        if (!p)
+            return; /* the asker times out */
+        m->deferred = p;
+        m->cap_deferred = ncap;
+    }
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        return;
+    memcpy(copy, req, len);
+    m->deferred[m->n_deferred++] = (struct deferred_prop){.kind = kind, .data = copy, .len = len};
+}
+
+static void propose_deferred(member *m)
+{
+    for (uint32_t i = 0; i < m->n_deferred; i++) {
+        member_propose(m, NULL, m->deferred[i].kind, m->deferred[i].data, m->deferred[i].len);
+        free(m->deferred[i].data);
+    }
+    m->n_deferred = 0;
+}
+
 void member_propose(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len)
 {
     propose_common(m, call, kind, req, len, false);
@@ -413,9 +439,11 @@ static int exec_entry(void *ctx, mvcc_store *mv, const raft_entry *e, cord_error
     else if (kind == REQ_MEMBER_UPDATE || kind == REQ_MEMBER_ATTR)
         arc = cluster_apply(m, mv, kind, e->data + ENTRY_HEADER_LEN, e->len - ENTRY_HEADER_LEN,
                             w != NULL, &status, &message, &msg, &msg_len);
-    else if (kind >= REQ_LEASE_GRANT && kind <= REQ_LEASE_RENEW)
-        arc = lease_apply(m, mv, e->index, kind, e->data + ENTRY_HEADER_LEN,
-                          e->len - ENTRY_HEADER_LEN, w != NULL, &status, &message, &msg, &msg_len);
+    else if ((kind >= REQ_LEASE_GRANT && kind <= REQ_LEASE_RENEW) || kind == REQ_LEASE_TTL ||
+             kind == REQ_LEASE_TTL_ANSWER)
+        arc = lease_apply_from(m, mv, e->index, kind, e->data + ENTRY_HEADER_LEN,
+                               e->len - ENTRY_HEADER_LEN, w != NULL, &status, &message, &msg,
+                               &msg_len, origin, req_id);
     else
         arc = kv_apply(m, mv, kind, e->data + ENTRY_HEADER_LEN, e->len - ENTRY_HEADER_LEN,
                        w != NULL, &status, &message, &msg, &msg_len);
@@ -424,7 +452,7 @@ static int exec_entry(void *ctx, mvcc_store *mv, const raft_entry *e, cord_error
                               "applying entry %llu: the key-value store failed",
                               (unsigned long long)e->index);
     m->proposals_committed++;
-    if (w)
+    if (w && status != -1) /* -1: the answer comes later */
         member_reply_later(m, req_id, status, message, msg, msg_len);
     else
         free(msg);
@@ -525,6 +553,7 @@ static void process_ready(member *m)
         bool want_snapshot = rd.want_snapshot;
         uint64_t seq = rd.seq;
         raft_advance(m->r, &rd);
+        propose_deferred(m);
         flush_replies(m);
         if (want_snapshot) {
             /* syncs the WAL itself (this batch's records too): rare, inline */
@@ -922,6 +951,9 @@ static void stop_step(stop_ctx *s)
     lease_table_free(m->leases);
     mvcc_arena_reset(&m->arena);
     free(m->replies);
+    for (uint32_t i = 0; i < m->n_deferred; i++)
+        free(m->deferred[i].data);
+    free(m->deferred);
     void (*done)(void *) = s->done;
     void *arg = s->arg;
     free(s);

@@ -37,6 +37,8 @@ enum req_kind {
     REQ_MEMBER_UPDATE = 13,  /* a member's peer URLs (etcdserverpb.Member) */
     REQ_MEMBER_ATTR = 14,    /* a member publishes its name and client URLs */
     REQ_ALARM = 15,          /* raise or disarm an alarm (etcdserverpb.AlarmRequest) */
+    REQ_LEASE_TTL = 16,        /* a follower's TimeToLive, for the leader to answer */
+    REQ_LEASE_TTL_ANSWER = 17, /* the leader's answer (origin, request id, deadline) */
 };
 
 /* Entry header: magic, kind, origin member, request id (little endian). */
@@ -119,6 +121,14 @@ struct member {
     pending_reply *replies;
     uint32_t n_replies, cap_replies;
 
+    /* proposals made while applying (member_propose_later) */
+    struct deferred_prop {
+        uint8_t kind;
+        uint8_t *data;
+        size_t len;
+    } *deferred;
+    uint32_t n_deferred, cap_deferred;
+
     lease_table *leases;
     bool was_leader;
 
@@ -195,6 +205,11 @@ extern const size_t lease_n_methods;
 int lease_apply(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, const uint8_t *req,
                 size_t len, bool want_reply, int *status, const char **message, uint8_t **msg,
                 size_t *msg_len);
+/* The same for an entry proposed by member `origin` as request `req_id` (a
+ * REQ_LEASE_TTL question is answered for them). *status -1: no answer yet. */
+int lease_apply_from(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, const uint8_t *req,
+                     size_t len, bool want_reply, int *status, const char **message,
+                     uint8_t **msg, size_t *msg_len, uint64_t origin, uint64_t req_id);
 void lease_svc_on_leader_change(member *m, bool leader);
 void lease_svc_tick(member *m);
 
@@ -214,6 +229,9 @@ void kv_serve_read(member *m, api_call *call, uint8_t kind, const uint8_t *req, 
 /* Proposes a request of `kind` for `call`, or replies with an error. With call
  * NULL the member proposes on its own behalf (no one waits). */
 void member_propose(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len);
+/* The member's own proposal, made from the apply path: queued, and proposed
+ * once the current batch is handed back to the core (raft_advance). */
+void member_propose_later(member *m, uint8_t kind, const uint8_t *req, size_t len);
 /* The same for one message of a stream: the answer is sent on the stream. */
 void member_propose_stream(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len);
 /* Linearizable read: waits for a read point, then kv_serve_read. */
