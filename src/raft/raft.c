@@ -638,7 +638,7 @@ static void prs_sync_at(raft *r, uint64_t conf_index)
         if (keep && !old[j].leaving) {
             old[j].leaving = true;
             old[j].leave_index = conf_index;
-            old[j].leave_deadline = r->now + 4ull * r->cfg.election_ticks;
+            old[j].leave_deadline = r->now + 20ull * r->cfg.election_ticks;
         }
         if (keep) {
             nprs[n++] = old[j];
@@ -2431,6 +2431,16 @@ int raft_log_entry(const raft *r, uint64_t index, const raft_entry **e)
         return RAFT_EINVAL;
     *e = x;
     return 0;
+}
+
+bool raft_is_tracking(const raft *r, raft_id id)
+{
+    if (r->role != RAFT_LEADER)
+        return false;
+    for (uint32_t i = 0; i < r->n_prs; i++)
+        if (r->prs[i].id == id)
+            return true;
+    return false;
 }
 
 uint64_t raft_match_index(const raft *r, raft_id id)

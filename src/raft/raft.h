@@ -376,6 +376,11 @@ int raft_log_entry(const raft *r, uint64_t index, const raft_entry **e);
 /* Leader only: the follower's match index (0 if unknown). */
 uint64_t raft_match_index(const raft *r, raft_id id);
 
+/* Leader only: true while the leader still sends to `id`: a member of the
+ * configuration, or one just removed that has not yet learned it is out (the
+ * transport must keep its connection until then). */
+bool raft_is_tracking(const raft *r, raft_id id);
+
 const char *raft_role_name(enum raft_role role);
 
 #endif

@@ -136,8 +136,8 @@ void cluster_sync_transport(member *m)
         bool has = transport_has_peer(m->tr, p->id);
         if (in && !has)
             (void)transport_add_peer(m->tr, p->id, p->peer_url, NULL);
-        else if (!in && has)
-            (void)transport_remove_peer(m->tr, p->id);
+        else if (!in && has && !raft_is_tracking(m->r, p->id))
+            (void)transport_remove_peer(m->tr, p->id); /* it knows it is out, or is gone */
     }
     /* removed from the cluster: stop serving */
     bool self_in = raft_conf_is_voter(c, m->id) || raft_conf_is_learner(c, m->id);
