@@ -199,9 +199,7 @@ static void list_members(member *m, member_list *l)
 /* Cluster responses carry no revision (etcd's cluster server leaves it out). */
 static void header(member *m, Etcdserverpb__ResponseHeader *h)
 {
-    int64_t rev;
-    member_fill_header_fields(m, 1, &h->cluster_id, &h->member_id, &rev, &h->raft_term);
-    h->revision = 0;
+    member_header_ids(m, &h->cluster_id, &h->member_id, &h->raft_term);
 }
 
 /* Answers the membership calls whose configuration change is now applied. */

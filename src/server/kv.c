@@ -22,8 +22,7 @@ static bool mvcc_failed(int rc)
 
 static void header_of(member *m, etcd_conv_header *h)
 {
-    int64_t rev;
-    member_fill_header_fields(m, 1, &h->cluster_id, &h->member_id, &rev, &h->raft_term);
+    member_header_ids(m, &h->cluster_id, &h->member_id, &h->raft_term);
 }
 
 /* Packs a response built in the member's arena into a malloc'd buffer. */

@@ -74,14 +74,13 @@ int lease_apply(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, const u
                 size_t len, bool want_reply, int *status, const char **message, uint8_t **msg,
                 size_t *msg_len)
 {
-    return lease_apply_from(m, mv, index, kind, req, len, want_reply, status, message, msg,
-                            msg_len, 0, 0);
+    return lease_apply_from(m, mv, index, kind, req, len, want_reply, status, message, msg, msg_len,
+                            0, 0);
 }
 
 int lease_apply_from(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, const uint8_t *req,
-                     size_t len, bool want_reply, int *status, const char **message,
-                     uint8_t **msg, size_t *msg_len, uint64_t answer_origin,
-                     uint64_t answer_req_id)
+                     size_t len, bool want_reply, int *status, const char **message, uint8_t **msg,
+                     size_t *msg_len, uint64_t answer_origin, uint64_t answer_req_id)
 {
 
     (void)mv;
@@ -205,9 +204,8 @@ int lease_apply_from(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, co
             return 0;
         uint8_t *out;
         size_t n;
-        if (ttl_response(m, (int64_t)get_le64(req + 16), req[40] != 0,
-                         (int64_t)get_le64(req + 24), (int64_t)get_le64(req + 32), req[41] != 0,
-                         &out, &n) == 0)
+        if (ttl_response(m, (int64_t)get_le64(req + 16), req[40] != 0, (int64_t)get_le64(req + 24),
+                         (int64_t)get_le64(req + 32), req[41] != 0, &out, &n) == 0)
             member_reply_later(m, req_id, 0, NULL, out, n);
         return 0;
     }
@@ -344,8 +342,8 @@ static int ttl_response(member *m, int64_t id, bool found, int64_t granted, int6
             mvcc_bytes *k = NULL;
             size_t nk = 0;
             bool more = false;
-            if (mvcc_lease_keys(storage_mvcc(m->st), &m->arena, id, 100000, &k, &nk, &more,
-                                NULL) == MVCC_OK &&
+            if (mvcc_lease_keys(storage_mvcc(m->st), &m->arena, id, 100000, &k, &nk, &more, NULL) ==
+                    MVCC_OK &&
                 nk > 0) {
                 keys = calloc(nk, sizeof(*keys));
                 if (keys) {

@@ -334,18 +334,23 @@ void member_read(member *m, api_call *call, uint8_t kind, const uint8_t *req, si
     }
 }
 
-void member_fill_header_fields(member *m, int64_t revision, uint64_t *cluster_id,
-                               uint64_t *member_id, int64_t *rev, uint64_t *term)
+void member_header_ids(member *m, uint64_t *cluster_id, uint64_t *member_id, uint64_t *term)
 {
     *cluster_id = m->cluster_id;
     *member_id = m->id;
+    *term = raft_term(m->r);
+}
+
+void member_fill_header_fields(member *m, int64_t revision, uint64_t *cluster_id,
+                               uint64_t *member_id, int64_t *rev, uint64_t *term)
+{
+    member_header_ids(m, cluster_id, member_id, term);
     if (revision <= 0) {
         mvcc_status s;
         if (mvcc_status_revisions(storage_mvcc(m->st), &s) == MVCC_OK)
             revision = s.current_revision;
     }
     *rev = revision;
-    *term = raft_term(m->r);
 }
 
 /* Serves the reads whose read point is now applied. */

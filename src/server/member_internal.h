@@ -30,13 +30,13 @@ enum req_kind {
     REQ_MOVE_LEADER = 6, /* never proposed: waits for the leader to change */
     REQ_LEASE_GRANT = 7,
     REQ_LEASE_REVOKE = 8,
-    REQ_LEASE_RENEW = 9,     /* a follower's KeepAlive, carried to the leader by the log */
-    REQ_MEMBER_ADD = 10,     /* never proposed as such: a conf change + REQ_MEMBER_UPDATE */
-    REQ_MEMBER_REMOVE = 11,  /* never proposed as such: a conf change */
-    REQ_MEMBER_PROMOTE = 12, /* never proposed as such: a conf change */
-    REQ_MEMBER_UPDATE = 13,  /* a member's peer URLs (etcdserverpb.Member) */
-    REQ_MEMBER_ATTR = 14,    /* a member publishes its name and client URLs */
-    REQ_ALARM = 15,          /* raise or disarm an alarm (etcdserverpb.AlarmRequest) */
+    REQ_LEASE_RENEW = 9,       /* a follower's KeepAlive, carried to the leader by the log */
+    REQ_MEMBER_ADD = 10,       /* never proposed as such: a conf change + REQ_MEMBER_UPDATE */
+    REQ_MEMBER_REMOVE = 11,    /* never proposed as such: a conf change */
+    REQ_MEMBER_PROMOTE = 12,   /* never proposed as such: a conf change */
+    REQ_MEMBER_UPDATE = 13,    /* a member's peer URLs (etcdserverpb.Member) */
+    REQ_MEMBER_ATTR = 14,      /* a member publishes its name and client URLs */
+    REQ_ALARM = 15,            /* raise or disarm an alarm (etcdserverpb.AlarmRequest) */
     REQ_LEASE_TTL = 16,        /* a follower's TimeToLive, for the leader to answer */
     REQ_LEASE_TTL_ANSWER = 17, /* the leader's answer (origin, request id, deadline) */
 };
@@ -126,7 +126,7 @@ struct member {
         uint8_t kind;
         uint8_t *data;
         size_t len;
-    } *deferred;
+    } * deferred;
     uint32_t n_deferred, cap_deferred;
 
     lease_table *leases;
@@ -162,8 +162,12 @@ waiter *member_waiter_new(member *m, api_call *call, uint8_t kind, uint8_t state
 void member_waiter_release(member *m, waiter *w);
 void member_reply_later(member *m, uint64_t waiter_id, int grpc_status, const char *message,
                         uint8_t *msg, size_t len);
+/* The ResponseHeader fields: ids and term; revision as given, or the
+ * store's current one when revision <= 0. */
 void member_fill_header_fields(member *m, int64_t revision, uint64_t *cluster_id,
                                uint64_t *member_id, int64_t *rev, uint64_t *raft_term);
+/* Only the ids and the term (for headers whose revision comes from elsewhere). */
+void member_header_ids(member *m, uint64_t *cluster_id, uint64_t *member_id, uint64_t *term);
 
 /* maint.c: Maintenance and Cluster services, and a reply helper. */
 extern const api_method maint_methods[];
@@ -208,8 +212,8 @@ int lease_apply(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, const u
 /* The same for an entry proposed by member `origin` as request `req_id` (a
  * REQ_LEASE_TTL question is answered for them). *status -1: no answer yet. */
 int lease_apply_from(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, const uint8_t *req,
-                     size_t len, bool want_reply, int *status, const char **message,
-                     uint8_t **msg, size_t *msg_len, uint64_t origin, uint64_t req_id);
+                     size_t len, bool want_reply, int *status, const char **message, uint8_t **msg,
+                     size_t *msg_len, uint64_t origin, uint64_t req_id);
 void lease_svc_on_leader_change(member *m, bool leader);
 void lease_svc_tick(member *m);
 

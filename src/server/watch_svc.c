@@ -140,8 +140,7 @@ static int send_piece(watch_call *wc, const watch_response *resp, size_t from, s
         evp[i] = &ev[i];
     }
     Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-    int64_t rev;
-    member_fill_header_fields(m, 1, &h.cluster_id, &h.member_id, &rev, &h.raft_term);
+    member_header_ids(m, &h.cluster_id, &h.member_id, &h.raft_term);
     h.revision = resp->revision;
     Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
     r.header = &h;
