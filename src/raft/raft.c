@@ -2092,6 +2092,11 @@ static bool hs_equal(const raft_hard_state *a, const raft_hard_state *b)
     return a->term == b->term && a->vote == b->vote && a->commit == b->commit;
 }
 
+bool raft_snapshot_pending(const raft *r)
+{
+    return r->have_chunk || r->install_pending;
+}
+
 bool raft_has_ready(const raft *r)
 {
     raft_hard_state hs = {r->term, r->vote, r->commit};

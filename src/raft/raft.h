@@ -336,6 +336,9 @@ void raft_report_unreachable(raft *r, raft_id to);
 /* ------------------------------------------------------------ the batch */
 
 bool raft_has_ready(const raft *r);
+/* true when the next batch stores a snapshot chunk or installs a snapshot (a
+ * caller that persists asynchronously may want its log idle for those). */
+bool raft_snapshot_pending(const raft *r);
 /* Collects everything since the last batch into rd. */
 void raft_ready(raft *r, struct raft_ready *rd);
 /* The caller is done with rd's pointers (not that it is durable). */

@@ -515,13 +515,29 @@ static void compact_step(member *m)
 
 static void start_sync(member *m, uint64_t seq);
 
-/* One Raft batch at a time: it is persisted (its fdatasync on a worker),
- * its messages sent, its committed entries applied. While the fsync runs the
- * loop keeps taking messages and requests; they form the next batch once it
- * is done (group commit). */
+/* Takes a snapshot now (its own WAL sync makes everything buffered durable). */
+static void take_snapshot_now(member *m)
+{
+    cord_error e;
+    m->snapshot_deferred = false;
+    if (storage_take_snapshot(m->st, m->r, &e) != STORAGE_OK) {
+        fail_member(m, "taking a snapshot", &e);
+        return;
+    }
+    m->wal_dirty = false;
+    raft_persisted(m->r, m->last_seq);
+}
+
+/* Raft batches are persisted with group commit and pipelining: a batch's WAL records are
+ * buffered, its messages leave at once (the core holds back those that need durability),
+ * and one fdatasync on a worker covers every batch buffered when it began. While it runs
+ * the loop keeps taking batches; the next sync covers them. Committed entries are applied
+ * as soon as the core hands them out (they are durable already). */
 static void process_ready(member *m)
 {
-    while (!m->failed && !m->sync_inflight && raft_has_ready(m->r)) {
+    while (!m->failed && raft_has_ready(m->r)) {
+        if (m->sync_inflight && raft_snapshot_pending(m->r))
+            break; /* installing a snapshot wants the WAL idle: after this sync */
         struct raft_ready rd;
         raft_ready(m->r, &rd);
         cord_error e;
@@ -556,34 +572,38 @@ static void process_ready(member *m)
         }
         handle_reads(m, &rd);
         bool want_snapshot = rd.want_snapshot;
-        uint64_t seq = rd.seq;
+        m->last_seq = rd.seq;
         raft_advance(m->r, &rd);
         propose_deferred(m);
         flush_replies(m);
+        if (need_sync)
+            m->wal_dirty = true;
+        else if (!m->wal_dirty && !m->sync_inflight)
+            raft_persisted(m->r, m->last_seq); /* nothing of it or before it is pending */
         if (want_snapshot) {
-            /* syncs the WAL itself (this batch's records too): rare, inline */
-            rc = storage_take_snapshot(m->st, m->r, &e);
-            if (rc != STORAGE_OK) {
-                fail_member(m, "taking a snapshot", &e);
-                return;
-            }
+            if (m->sync_inflight)
+                m->snapshot_deferred = true;
+            else
+                take_snapshot_now(m);
         }
-        if (need_sync && !m->stopping) {
-            start_sync(m, seq);
-            break;
-        }
-        if (need_sync) { /* stopping: finish on this thread */
-            rc = storage_sync_begin(m->st, &e);
+    }
+    if (!m->failed && !m->sync_inflight && m->wal_dirty) {
+        if (m->stopping) { /* finish on this thread */
+            cord_error e;
+            int rc = storage_sync_begin(m->st, &e);
             if (rc == STORAGE_OK) {
                 storage_sync_do(m->st);
                 rc = storage_sync_end(m->st, &e);
             }
             if (rc != STORAGE_OK) {
                 fail_member(m, "syncing the WAL", &e);
-                return;
+            } else {
+                m->wal_dirty = false;
+                raft_persisted(m->r, m->last_seq);
             }
+        } else {
+            start_sync(m, m->last_seq);
         }
-        raft_persisted(m->r, seq);
     }
     serve_reads(m);
     if (m->tr)
@@ -612,11 +632,15 @@ static void sync_done(uv_work_t *w, int status)
         fail_member(m, "syncing the WAL", &e);
     } else {
         raft_persisted(m->r, m->sync_seq);
+        if (!m->wal_dirty && m->last_seq > m->sync_seq)
+            raft_persisted(m->r, m->last_seq); /* the batches since needed no write */
     }
     if (m->stop) {
         stop_step(m->stop);
         return;
     }
+    if (m->snapshot_deferred && !m->failed)
+        take_snapshot_now(m);
     process_ready(m);
 }
 
@@ -628,6 +652,7 @@ static void start_sync(member *m, uint64_t seq)
         return;
     }
     m->sync_inflight = true;
+    m->wal_dirty = false;
     m->sync_seq = seq;
     m->sync_work.data = m;
     if (uv_queue_work(m->loop, &m->sync_work, sync_work, sync_done) != 0) {

@@ -105,8 +105,11 @@ struct member {
     uv_timer_t compact_timer; /* wakes the loop while a compaction has steps left */
     uv_work_t sync_work;      /* the WAL's fdatasync, on a libuv worker */
     bool sync_inflight;
-    uint64_t sync_seq;     /* batch made durable by the sync in flight */
-    struct stop_ctx *stop; /* set while stopping */
+    uint64_t sync_seq;      /* batches up to this one are durable when the sync ends */
+    uint64_t last_seq;      /* the last batch taken from the core */
+    bool wal_dirty;         /* WAL records appended and not yet in a sync */
+    bool snapshot_deferred; /* a snapshot is due once no sync is in flight */
+    struct stop_ctx *stop;  /* set while stopping */
     uint64_t ticks;
     bool failed;
     bool stopping;

@@ -211,8 +211,10 @@ int storage_handle_ready(storage *st, const struct raft_ready *rd, storage_apply
  * one thread, e.g. a libuv worker), storage_sync_end (owner thread), and
  * only then raft_persisted(r, rd->seq). A batch that installs a snapshot is
  * synced inside, as before (*need_sync false). While a sync is in flight the
- * caller must not call storage_handle_ready(_async) or
- * storage_take_snapshot: it collects the next batch once the sync ended.
+ * caller may go on with storage_handle_ready_async for batches that neither
+ * store a snapshot chunk nor install a snapshot (raft_snapshot_pending), whose
+ * records then wait for the next sync; it must not call storage_handle_ready,
+ * storage_take_snapshot or storage_sync_begin until storage_sync_end.
  * Errors: as storage_handle_ready; storage_sync_begin/end: STORAGE_EIO,
  * STORAGE_EFAILED (the storage is then failed).
  */
