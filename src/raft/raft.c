@@ -8,6 +8,8 @@
  */
 #include "raft/raft.h"
 
+#include "common/bytes.h"
+
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,20 +178,6 @@ size_t raft_conf_encoded_len(const raft_conf *c)
     return 4 + 8 * ((size_t)c->n_voters + c->n_voters_out + c->n_learners);
 }
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 size_t raft_conf_encode(const raft_conf *c, uint8_t *buf)
 {
     uint8_t *p = buf;
@@ -198,11 +186,11 @@ size_t raft_conf_encode(const raft_conf *c, uint8_t *buf)
     *p++ = (uint8_t)c->n_voters_out;
     *p++ = (uint8_t)c->n_learners;
     for (uint32_t i = 0; i < c->n_voters; i++, p += 8)
-        put_u64(p, c->voters[i]);
+        bytes_put64(p, c->voters[i]);
     for (uint32_t i = 0; i < c->n_voters_out; i++, p += 8)
-        put_u64(p, c->voters_out[i]);
+        bytes_put64(p, c->voters_out[i]);
     for (uint32_t i = 0; i < c->n_learners; i++, p += 8)
-        put_u64(p, c->learners[i]);
+        bytes_put64(p, c->learners[i]);
     return (size_t)(p - buf);
 }
 
@@ -239,11 +227,11 @@ int raft_conf_decode(raft_conf *c, const uint8_t *buf, size_t len)
     c->n_voters_out = no;
     c->n_learners = nl;
     for (uint32_t i = 0; i < nv; i++, p += 8)
-        c->voters[i] = get_u64(p);
+        c->voters[i] = bytes_get64(p);
     for (uint32_t i = 0; i < no; i++, p += 8)
-        c->voters_out[i] = get_u64(p);
+        c->voters_out[i] = bytes_get64(p);
     for (uint32_t i = 0; i < nl; i++, p += 8)
-        c->learners[i] = get_u64(p);
+        c->learners[i] = bytes_get64(p);
     return conf_valid(c) ? 0 : RAFT_EINVAL;
 }
 

@@ -308,15 +308,10 @@ int cluster_apply(member *m, mvcc_store *mv, uint8_t kind, const uint8_t *req, s
         r.header = &h;
         r.members = l.ptr;
         r.n_members = l.n;
-        size_t n = etcdserverpb__member_update_response__get_packed_size(&r);
-        *msg = malloc(n ? n : 1);
-        if (!*msg) {
+        if (member_pack(&r.base, msg, msg_len) != 0) {
             *status = 8;
             *message = "etcdserver: out of memory";
-            return 0;
         }
-        etcdserverpb__member_update_response__pack(&r, *msg);
-        *msg_len = n;
     }
     return 0;
 }

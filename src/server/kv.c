@@ -25,19 +25,6 @@ static void header_of(member *m, etcd_conv_header *h)
     member_header_ids(m, &h->cluster_id, &h->member_id, &h->raft_term);
 }
 
-/* Packs a response built in the member's arena into a malloc'd buffer. */
-static int pack(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
-{
-    size_t n = protobuf_c_message_get_packed_size(msg);
-    uint8_t *buf = malloc(n ? n : 1);
-    if (!buf)
-        return -1;
-    protobuf_c_message_pack(msg, buf);
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 static void set_error(int rc, int *status, const char **message)
 {
     *status = mvcc_grpc_status(rc, message);
@@ -178,7 +165,7 @@ int kv_apply(member *m, mvcc_store *mv, uint8_t kind, const uint8_t *req, size_t
         set_error(res.rc == MVCC_OK ? MVCC_ERESULT : res.rc, grpc_status, message);
         return 0;
     }
-    if (pack(res.resp, msg, msg_len) != 0) {
+    if (member_pack(res.resp, msg, msg_len) != 0) {
         *grpc_status = 8;
         *message = "etcdserver: out of memory";
     }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bytes.h"
 #include "common/log.h"
 #include "etcdserverpb/rpc.pb-c.h"
 #include "lease/lease.h"
@@ -34,38 +35,12 @@ static void lease_error(int code, int *status, const char **message)
     }
 }
 
-static int pack_into(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
-{
-    size_t n = protobuf_c_message_get_packed_size(msg);
-    uint8_t *buf = malloc(n ? n : 1);
-    if (!buf)
-        return -1;
-    protobuf_c_message_pack(msg, buf);
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 static void header(member *m, Etcdserverpb__ResponseHeader *h)
 {
     member_fill_header_fields(m, 0, &h->cluster_id, &h->member_id, &h->revision, &h->raft_term);
 }
 
 /* ------------------------------------------------------------- applying */
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 static int ttl_response(member *m, int64_t id, bool found, int64_t granted, int64_t remaining_ms,
                         bool want_keys, uint8_t **out, size_t *out_len);
@@ -108,7 +83,7 @@ int lease_apply_from(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, co
         r.header = &h;
         r.id = id;
         r.ttl = ttl;
-        if (pack_into(&r.base, msg, msg_len) != 0) {
+        if (member_pack(&r.base, msg, msg_len) != 0) {
             *status = 8;
             *message = "etcdserver: out of memory";
         }
@@ -139,7 +114,7 @@ int lease_apply_from(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, co
         header(m, &h);
         Etcdserverpb__LeaseRevokeResponse r = ETCDSERVERPB__LEASE_REVOKE_RESPONSE__INIT;
         r.header = &h;
-        if (pack_into(&r.base, msg, msg_len) != 0) {
+        if (member_pack(&r.base, msg, msg_len) != 0) {
             *status = 8;
             *message = "etcdserver: out of memory";
         }
@@ -166,7 +141,7 @@ int lease_apply_from(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, co
         r.header = &h;
         r.id = id;
         r.ttl = ttl;
-        if (pack_into(&r.base, msg, msg_len) != 0) {
+        if (member_pack(&r.base, msg, msg_len) != 0) {
             *status = 8;
             *message = "etcdserver: out of memory";
         }
@@ -184,11 +159,11 @@ int lease_apply_from(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, co
         int64_t granted = 0, remaining_ms = 0;
         int rc = lease_time_to_live(m->leases, rq->id, now_ms(m), &granted, &remaining_ms, NULL);
         uint8_t a[42];
-        put_le64(a, answer_origin);
-        put_le64(a + 8, answer_req_id);
-        put_le64(a + 16, (uint64_t)rq->id);
-        put_le64(a + 24, (uint64_t)granted);
-        put_le64(a + 32, (uint64_t)remaining_ms);
+        bytes_put64(a, answer_origin);
+        bytes_put64(a + 8, answer_req_id);
+        bytes_put64(a + 16, (uint64_t)rq->id);
+        bytes_put64(a + 24, (uint64_t)granted);
+        bytes_put64(a + 32, (uint64_t)remaining_ms);
         a[40] = rc == LEASE_OK;
         a[41] = rq->keys;
         etcdserverpb__lease_time_to_live_request__free_unpacked(rq, NULL);
@@ -197,15 +172,16 @@ int lease_apply_from(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, co
         return 0;
     }
     case REQ_LEASE_TTL_ANSWER: {
-        if (len != 42 || get_le64(req) != m->id)
+        if (len != 42 || bytes_get64(req) != m->id)
             return 0; /* someone else's question */
-        uint64_t req_id = get_le64(req + 8);
+        uint64_t req_id = bytes_get64(req + 8);
         if (!member_waiter_find(m, req_id))
             return 0;
         uint8_t *out;
         size_t n;
-        if (ttl_response(m, (int64_t)get_le64(req + 16), req[40] != 0, (int64_t)get_le64(req + 24),
-                         (int64_t)get_le64(req + 32), req[41] != 0, &out, &n) == 0)
+        if (ttl_response(m, (int64_t)bytes_get64(req + 16), req[40] != 0,
+                         (int64_t)bytes_get64(req + 24), (int64_t)bytes_get64(req + 32),
+                         req[41] != 0, &out, &n) == 0)
             member_reply_later(m, req_id, 0, NULL, out, n);
         return 0;
     }
@@ -309,7 +285,7 @@ static void on_keep_alive(api_call *call, const uint8_t *msg, size_t len, void *
     r.ttl = ttl;
     uint8_t *buf;
     size_t n;
-    if (pack_into(&r.base, &buf, &n) == 0) {
+    if (member_pack(&r.base, &buf, &n) == 0) {
         api_call_send(call, buf, n);
         free(buf);
     }
@@ -357,7 +333,7 @@ static int ttl_response(member *m, int64_t id, bool found, int64_t granted, int6
             }
         }
     }
-    int rc = pack_into(&r.base, out, out_len);
+    int rc = member_pack(&r.base, out, out_len);
     free(keys);
     return rc;
 }

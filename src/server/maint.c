@@ -14,16 +14,27 @@
 #include "etcdserverpb/rpc.pb-c.h"
 #include "server/member_internal.h"
 
-/* Packs msg and replies; INTERNAL if it cannot. */
-void member_reply_pb(api_call *call, const ProtobufCMessage *msg)
+int member_pack(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
 {
     size_t n = protobuf_c_message_get_packed_size(msg);
     uint8_t *buf = malloc(n ? n : 1);
-    if (!buf) {
+    if (!buf)
+        return -1;
+    protobuf_c_message_pack(msg, buf);
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+/* Packs msg and replies; RESOURCE_EXHAUSTED if it cannot. */
+void member_reply_pb(api_call *call, const ProtobufCMessage *msg)
+{
+    uint8_t *buf;
+    size_t n;
+    if (member_pack(msg, &buf, &n) != 0) {
         member_reply_error(call, 8, "etcdserver: out of memory");
         return;
     }
-    protobuf_c_message_pack(msg, buf);
     api_call_reply(call, buf, n);
     free(buf);
 }
@@ -145,13 +156,7 @@ static int alarm_response(member *m, mvcc_store *mv, bool only_if_active, uint8_
         r.alarms = list;
         r.n_alarms = 1;
     }
-    size_t n = etcdserverpb__alarm_response__get_packed_size(&r);
-    *out = malloc(n ? n : 1);
-    if (!*out)
-        return -1;
-    etcdserverpb__alarm_response__pack(&r, *out);
-    *out_len = n;
-    return 0;
+    return member_pack(&r.base, out, out_len);
 }
 
 static void on_alarm(api_call *call, const uint8_t *msg, size_t len, void *ud)

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/bytes.h"
 #include "common/log.h"
 #include "etcdserverpb/rpc.pb-c.h"
 #include "server/gateway.h" /* [gateway] */
@@ -182,20 +183,6 @@ static void drop_replies(member *m)
 
 /* ------------------------------------------------------------- requests */
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 static void raft_error_reply(api_call *call, int rc)
 {
     switch (rc) {
@@ -239,8 +226,8 @@ static void propose_common(member *m, api_call *call, uint8_t kind, const uint8_
             return;
         buf[0] = ENTRY_MAGIC;
         buf[1] = kind;
-        put_u64(buf + 2, m->id);
-        put_u64(buf + 10, 0);
+        bytes_put64(buf + 2, m->id);
+        bytes_put64(buf + 10, 0);
         memcpy(buf + ENTRY_HEADER_LEN, req, len);
         (void)raft_propose(m->r, buf, (uint32_t)(ENTRY_HEADER_LEN + len));
         free(buf);
@@ -260,8 +247,8 @@ static void propose_common(member *m, api_call *call, uint8_t kind, const uint8_
     }
     buf[0] = ENTRY_MAGIC;
     buf[1] = kind;
-    put_u64(buf + 2, m->id);
-    put_u64(buf + 10, w->id);
+    bytes_put64(buf + 2, m->id);
+    bytes_put64(buf + 10, w->id);
     if (len)
         memcpy(buf + ENTRY_HEADER_LEN, req, len);
     int rc = raft_propose(m->r, buf, (uint32_t)n);
@@ -430,8 +417,8 @@ static int exec_entry(void *ctx, mvcc_store *mv, const raft_entry *e, cord_error
     if (e->len < ENTRY_HEADER_LEN || e->data[0] != ENTRY_MAGIC)
         return STORAGE_OK; /* not ours: changes nothing, on every member alike */
     uint8_t kind = e->data[1];
-    uint64_t origin = get_u64(e->data + 2);
-    uint64_t req_id = get_u64(e->data + 10);
+    uint64_t origin = bytes_get64(e->data + 2);
+    uint64_t req_id = bytes_get64(e->data + 10);
     waiter *w = origin == m->id && req_id != 0 ? member_waiter_find(m, req_id) : NULL;
     int status = 0;
     const char *message = NULL;

@@ -177,6 +177,8 @@ extern const api_method maint_methods[];
 extern const size_t maint_n_methods;
 struct ProtobufCMessage;
 void member_reply_pb(api_call *call, const struct ProtobufCMessage *msg);
+/* Packs msg into a malloc'd buffer. Returns 0, or -1 when out of memory. */
+int member_pack(const struct ProtobufCMessage *msg, uint8_t **out, size_t *len);
 /* Applies an AlarmRequest entry (NOSPACE raise or disarm). Returns 0, -1 when the store failed. */
 int maint_apply_alarm(member *m, mvcc_store *mv, const uint8_t *req, size_t len, bool want_reply,
                       int *status, const char **message, uint8_t **msg, size_t *msg_len);

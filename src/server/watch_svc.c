@@ -153,14 +153,12 @@ static int send_piece(watch_call *wc, const watch_response *resp, size_t from, s
     r.fragment = fragment;
     r.events = evp;
     r.n_events = n;
-    size_t len = etcdserverpb__watch_response__get_packed_size(&r);
-    uint8_t *buf = malloc(len ? len : 1);
-    int rc = -1;
-    if (buf) {
-        etcdserverpb__watch_response__pack(&r, buf);
+    uint8_t *buf;
+    size_t len;
+    int rc = member_pack(&r.base, &buf, &len);
+    if (rc == 0) {
         api_call_send(wc->call, buf, len);
         free(buf);
-        rc = 0;
     }
     free(ev);
     free(evp);
