@@ -7,7 +7,8 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 # Debian packages the build and the tests need; installed when missing.
 DEB_PACKAGES = cmake gcc make pkg-config libcmocka-dev liblmdb-dev libuv1-dev \
                libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev \
-               python3-pytest python3-grpcio etcd-client etcd-server python3-etcd3 curl nghttp2-client
+               python3-pytest python3-grpcio etcd-client etcd-server python3-etcd3 curl nghttp2-client \
+               iproute2 iptables
 
 .PHONY: all deps build build-asan test test-unit test-sim run clean format
 

@@ -13,6 +13,16 @@
 #include "etcdserverpb/rpc.pb-c.h"
 #include "server/member_internal.h"
 
+/* A deliberately broken read path, for the nemesis tests only (CMake option
+ * CORD_UNSAFE_LOCAL_READS, target cord-unsafe-reads): linearizable reads are
+ * answered from the local state machine without confirming leadership, so a
+ * partitioned member serves stale data. The tests show the checker catches it. */
+#ifdef CORD_UNSAFE_LOCAL_READS
+#define UNSAFE_LOCAL_READS true
+#else
+#define UNSAFE_LOCAL_READS false
+#endif
+
 /* An mvcc result that cannot be a client's error: the store itself failed. */
 static bool mvcc_failed(int rc)
 {
@@ -316,7 +326,7 @@ static void on_range(api_call *call, const uint8_t *msg, size_t len, void *ud)
         reply_mvcc_error(call, MVCC_EEMPTYKEY);
         return;
     }
-    if (serializable)
+    if (serializable || UNSAFE_LOCAL_READS)
         kv_serve_read(m, call, REQ_RANGE, msg, len);
     else
         member_read(m, call, REQ_RANGE, msg, len);
@@ -388,7 +398,9 @@ static void on_txn(api_call *call, const uint8_t *msg, size_t len, void *ud)
     }
     if (!quota_ok(m, call, cost))
         return;
-    if (readonly)
+    if (readonly && UNSAFE_LOCAL_READS)
+        kv_serve_read(m, call, REQ_TXN, msg, len);
+    else if (readonly)
         member_read(m, call, REQ_TXN, msg, len);
     else
         member_propose(m, call, REQ_TXN, msg, len);

@@ -77,6 +77,10 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(cfg.log_level);
+#ifdef CORD_UNSAFE_LOCAL_READS
+    log_warn("built with CORD_UNSAFE_LOCAL_READS: linearizable reads are answered locally "
+             "and can be stale (a test build; never use it for data)");
+#endif
     uv_loop_t *loop = uv_default_loop();
     cord_error e;
     if (member_start(loop, &cfg, &the_member, &e) != 0) {
