@@ -552,6 +552,9 @@ static void process_ready(member *m)
             lease_svc_on_leader_change(m, leader_now);
         }
         if (rd.snapshot) {
+            log_info("member %016" PRIx64 ": installed the leader's snapshot at index %" PRIu64
+                     " (term %" PRIu64 ")",
+                     m->id, rd.snapshot->index, rd.snapshot->term);
             cluster_load(m);
             int64_t now = (int64_t)uv_now(m->loop);
             if (lease_reload(m->leases, now, &e) != LEASE_OK)

@@ -513,9 +513,10 @@ class Harness:
         hits = rng.randint(1, 2) if name.startswith("snap") or name == "mvcc-before-swap" else rng.randint(1, 40)
         spec = "%s=%d*crash" % (name, hits)
         m.kill()
-        if name == "mvcc-before-swap":
+        if name.startswith("snap") or name == "mvcc-before-swap":
             # a snapshot install needs the member to fall behind the others' logs
-            self.stop.wait(2.0)
+            # by more than the entries they keep after a snapshot
+            self.stop.wait(3.0)
         m.start(self.initial_cluster(), "existing", failpoint=spec)
 
         def heal():
@@ -916,6 +917,23 @@ class Harness:
         if len(set(hashes.values())) > 1:
             self.problem("HashKV differs between members at revision %d: %s" % (final, hashes))
         self.check_exits()
+        # 6. what the faults did, from the members' logs
+        counts = {"elections": 0, "snapshot_installs": 0, "failpoint_crashes": 0, "starts": 0}
+        for m in self.members:
+            try:
+                with open(m.log_path, errors="replace") as f:
+                    for line in f:
+                        if "installed the leader's snapshot" in line:
+                            counts["snapshot_installs"] += 1
+                        elif ": leader is now " in line and "leader is now 0000000000000000" not in line:
+                            counts["elections"] += 1
+                        elif line.startswith("=== "):
+                            counts["starts"] += 1
+                        elif "failpoint" in line and "crash" in line:
+                            counts["failpoint_crashes"] += 1
+            except OSError:
+                pass
+        verdict["from_logs"] = counts
         verdict["problems"] = self.problems
         verdict["ok"] = not self.problems
         return verdict
