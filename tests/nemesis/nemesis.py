@@ -765,15 +765,15 @@ class Harness:
             return self.stop.is_set()
         threads = []
         for cid in range(self.args.clients):
-            threads.append(threading.Thread(target=self.client_loop, args=(cid, fault_deadline)))
+            threads.append(threading.Thread(target=self.client_loop, args=(cid, fault_deadline), daemon=True))
         for cid in range(self.args.lease_clients):
-            threads.append(threading.Thread(target=self.lease_loop, args=(cid, fault_deadline)))
+            threads.append(threading.Thread(target=self.lease_loop, args=(cid, fault_deadline), daemon=True))
         wthreads = []
         for wid in range(self.args.watchers):
             w = {"id": wid, "events": [], "reconnects": 0}
             self.watchers.append(w)
-            wthreads.append(threading.Thread(target=self.watch_loop, args=(w, watch_done)))
-        nem = threading.Thread(target=self.nemesis_loop, args=(fault_deadline,))
+            wthreads.append(threading.Thread(target=self.watch_loop, args=(w, watch_done), daemon=True))
+        nem = threading.Thread(target=self.nemesis_loop, args=(fault_deadline,), daemon=True)
         for t in threads + wthreads + [nem]:
             t.start()
         for t in threads:
@@ -1066,7 +1066,7 @@ def main(argv=None):
     ap.add_argument("--members", type=int, default=3)
     ap.add_argument("--clients", type=int, default=6)
     ap.add_argument("--watchers", type=int, default=2)
-    ap.add_argument("--lease-clients", type=int, default=1)
+    ap.add_argument("--lease-clients", type=int, default=2)
     ap.add_argument("--keys", type=int, default=5, help="keys per epoch")
     ap.add_argument("--epoch", type=float, default=20, help="seconds before clients move to new keys")
     ap.add_argument("--snapshot-count", type=int, default=300)
