@@ -510,13 +510,18 @@ class Harness:
         name = sub or rng.choice(FAILPOINTS)
         # snapshots come every --snapshot-count entries and installs are rare:
         # their failpoints fire on an early hit, the others anywhere in 1..40
-        hits = rng.randint(1, 2) if name.startswith("snap") or name == "mvcc-before-swap" else rng.randint(1, 40)
+        if name == "mvcc-before-swap":
+            hits = 1
+        elif name.startswith("snap"):
+            hits = rng.randint(1, 2)
+        else:
+            hits = rng.randint(1, 40)
         spec = "%s=%d*crash" % (name, hits)
         m.kill()
         if name.startswith("snap") or name == "mvcc-before-swap":
             # a snapshot install needs the member to fall behind the others' logs
             # by more than the entries they keep after a snapshot
-            self.stop.wait(3.0)
+            self.fill_log(m, self.snapshot_count + 100)
         m.start(self.initial_cluster(), "existing", failpoint=spec)
 
         def heal():
@@ -527,6 +532,28 @@ class Harness:
             m.start(self.initial_cluster(), "existing")
             self.event("failpoint-restart", target=m.name, crashed=crashed)
         return {"target": m.name, "failpoints": spec}, heal
+
+    def fill_log(self, down, n):
+        """Write n small values (outside the checked keys) through the other
+        members, so a member that is down falls behind their snapshots."""
+        others = [x for x in self.members if x is not down and x.running()]
+        if not others:
+            return
+        c = Conn(others[0].endpoint)
+        done = 0
+        try:
+            while done < n and not self.stop.is_set():
+                futs = [c.kv.Put.future(etcdrpc.PutRequest(key=b"fill/%d" % (done + k), value=b"x"),
+                                        timeout=5) for k in range(50)]
+                for f in futs:
+                    try:
+                        f.result()
+                    except grpc.RpcError:
+                        pass
+                done += 50
+        finally:
+            c.close()
+        self.event("fill", entries=done, via=others[0].name)
 
     def nemesis_loop(self, deadline):
         rng = random.Random(self.seed)
