@@ -358,6 +358,10 @@ static void conf_error(api_call *call, int rc)
         member_reply_error(call, 9, "etcdserver: unhealthy cluster");
     else if (rc == RAFT_ENOTLEADER)
         member_reply_error(call, 14, "etcdserver: not leader");
+    else if (rc == RAFT_EBUSY)
+        member_reply_error(call, 8, "etcdserver: too many requests");
+    else if (rc == RAFT_ETRANSFER)
+        member_reply_error(call, 14, "etcdserver: leadership transfer in progress");
     else
         member_reply_error(call, 3, "etcdserver: invalid membership change");
 }
@@ -424,12 +428,19 @@ static void on_member_add(api_call *call, const uint8_t *msg, size_t len, void *
     }
     etcdserverpb__member__pack(&rec, buf);
     etcdserverpb__member_add_request__free_unpacked(rq, NULL);
-    int rc = raft_propose_conf(m->r, &target);
+    /* The address goes into the leader's log just before the configuration
+     * change, so a committed change always has its address (log matching).
+     * The other order lost the address when the leader refused the record
+     * under load (RAFT_EBUSY) after accepting the change: the cluster then had
+     * a voter nobody could dial, and a retried add was rejected forever. A
+     * record whose change is then refused stays unlisted and harmless. */
+    int rc = member_propose_own(m, REQ_MEMBER_UPDATE, buf, n);
+    if (rc == 0)
+        rc = raft_propose_conf(m->r, &target);
     if (rc != 0) {
         conf_error(call, rc);
         return;
     }
-    member_propose(m, NULL, REQ_MEMBER_UPDATE, buf, n);
     wait_conf(m, call, REQ_MEMBER_ADD, id);
 }
 

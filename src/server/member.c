@@ -209,6 +209,26 @@ static void raft_error_reply(api_call *call, int rc)
     }
 }
 
+int member_propose_own(member *m, uint8_t kind, const uint8_t *req, size_t len)
+{
+    if (m->failed)
+        return RAFT_ESTOPPED;
+    if (len > m->cfg.max_request_bytes)
+        return RAFT_ETOOLARGE;
+    uint8_t *buf = malloc(ENTRY_HEADER_LEN + len);
+    if (!buf)
+        return RAFT_ENOMEM;
+    buf[0] = ENTRY_MAGIC;
+    buf[1] = kind;
+    bytes_put64(buf + 2, m->id);
+    bytes_put64(buf + 10, 0);
+    if (len)
+        memcpy(buf + ENTRY_HEADER_LEN, req, len);
+    int rc = raft_propose(m->r, buf, (uint32_t)(ENTRY_HEADER_LEN + len));
+    free(buf);
+    return rc;
+}
+
 static void propose_common(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len,
                            bool streaming)
 {
@@ -221,16 +241,7 @@ static void propose_common(member *m, api_call *call, uint8_t kind, const uint8_
         return;
     }
     if (!call) { /* the member's own request: nobody waits */
-        uint8_t *buf = malloc(ENTRY_HEADER_LEN + len);
-        if (!buf)
-            return;
-        buf[0] = ENTRY_MAGIC;
-        buf[1] = kind;
-        bytes_put64(buf + 2, m->id);
-        bytes_put64(buf + 10, 0);
-        memcpy(buf + ENTRY_HEADER_LEN, req, len);
-        (void)raft_propose(m->r, buf, (uint32_t)(ENTRY_HEADER_LEN + len));
-        free(buf);
+        (void)member_propose_own(m, kind, req, len);
         return;
     }
     waiter *w = member_waiter_new(m, call, kind, W_PROPOSED);

@@ -238,6 +238,10 @@ void kv_serve_read(member *m, api_call *call, uint8_t kind, const uint8_t *req, 
 /* Proposes a request of `kind` for `call`, or replies with an error. With call
  * NULL the member proposes on its own behalf (no one waits). */
 void member_propose(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len);
+/* The member's own proposal (no one waits), with the core's answer: 0 when it
+ * is in the leader's log (or on its way there from a follower), else a RAFT_E*
+ * code (RAFT_EBUSY under load, for one). Callers that must not lose it check. */
+int member_propose_own(member *m, uint8_t kind, const uint8_t *req, size_t len);
 /* The member's own proposal, made from the apply path: queued, and proposed
  * once the current batch is handed back to the core (raft_advance). */
 void member_propose_later(member *m, uint8_t kind, const uint8_t *req, size_t len);
