@@ -580,6 +580,7 @@ class Harness:
                 self.event("heal", nemesis=kind)
         except Exception as e:  # noqa: BLE001 - reported as a harness failure
             self.problem("nemesis thread: %s\n%s" % (e, traceback.format_exc()))
+            self.stop.set()  # no more faults: end the run now rather than idle to the deadline
 
     def heal_all(self):
         self.net.heal()
