@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1618,6 +1619,7 @@ static void setup_conn(conn_t *c, const char *ep)
 
 int main(int argc, char **argv)
 {
+    signal(SIGPIPE, SIG_IGN); /* a server that goes away is an error return, not death */
     parse_args(argc, argv);
     parse_endpoints();
     g.loop = uv_default_loop();

@@ -35,14 +35,52 @@ peer_info *cluster_find(member *m, uint64_t id)
     return NULL;
 }
 
-static peer_info *cluster_upsert(member *m, uint64_t id)
+/* Whether the table must keep id's record: a member of the configuration (or
+ * still followed by the core on its way out), or this member itself. */
+static bool cluster_needed(member *m, uint64_t id)
+{
+    if (!m->r)
+        return true; /* start-up, before the core knows the configuration */
+    const raft_conf *c = raft_get_conf(m->r);
+    return id == m->id || c->n_voters == 0 || raft_conf_is_voter(c, id) ||
+           raft_conf_is_learner(c, id) || raft_is_tracking(m->r, id);
+}
+
+static int record_delete(MDB_txn *txn, uint64_t id);
+
+/* Whether cluster_upsert(id) would find a slot. */
+static bool cluster_has_room(member *m, uint64_t id)
+{
+    if (cluster_find(m, id) || m->n_peers < CONFIG_MAX_MEMBERS)
+        return true;
+    for (uint32_t i = 0; i < m->n_peers; i++)
+        if (!cluster_needed(m, m->peers[i].id))
+            return true;
+    return false;
+}
+
+/* The record of id, created if missing. When the table is full, the slot of a
+ * member that has left the configuration is reused (and, with txn, its stored
+ * record deleted): without that, a cluster that had seen CONFIG_MAX_MEMBERS
+ * distinct members could not record the address of a new one (found by the
+ * nemesis: removing and re-adding members under new ids filled the table).
+ * NULL when every slot holds a needed member. */
+static peer_info *cluster_upsert(member *m, uint64_t id, MDB_txn *txn)
 {
     peer_info *p = cluster_find(m, id);
     if (p)
         return p;
-    if (m->n_peers == CONFIG_MAX_MEMBERS)
-        return NULL;
-    p = &m->peers[m->n_peers++];
+    if (m->n_peers == CONFIG_MAX_MEMBERS) {
+        for (uint32_t i = 0; i < m->n_peers && !p; i++)
+            if (!cluster_needed(m, m->peers[i].id))
+                p = &m->peers[i];
+        if (!p)
+            return NULL;
+        if (txn && record_delete(txn, p->id) != 0)
+            return NULL;
+    } else {
+        p = &m->peers[m->n_peers++];
+    }
     memset(p, 0, sizeof(*p));
     p->id = id;
     return p;
@@ -91,7 +129,20 @@ static void copy_field(char *dst, size_t cap, const char **src, const char *end)
         *src = end;
 }
 
-/* Reads the table from the store (over what --initial-cluster said). */
+static int record_delete(MDB_txn *txn, uint64_t id)
+{
+    MDB_dbi dbi;
+    if (mdb_dbi_open(txn, MEMBERS_DB, MDB_CREATE, &dbi) != 0)
+        return -1;
+    uint8_t k[8];
+    be64(k, id);
+    MDB_val key = {8, k};
+    int rc = mdb_del(txn, dbi, &key, NULL);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : -1;
+}
+
+/* Reads the table from the store (over what --initial-cluster said): the
+ * configuration's members first, then others while there is room. */
 void cluster_load(member *m)
 {
     MDB_env *env = mvcc_env(storage_mvcc(m->st));
@@ -106,17 +157,24 @@ void cluster_load(member *m)
     MDB_cursor *cur;
     if (mdb_cursor_open(txn, dbi, &cur) == 0) {
         MDB_val k, v;
-        for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-            if (k.mv_size != 8)
-                continue;
-            peer_info *p = cluster_upsert(m, from_be64(k.mv_data));
-            if (!p)
-                break;
-            const char *s = v.mv_data, *end = s + v.mv_size;
-            copy_field(p->name, sizeof p->name, &s, end);
-            copy_field(p->peer_url, sizeof p->peer_url, &s, end);
-            copy_field(p->client_url, sizeof p->client_url, &s, end);
+        for (int pass = 0; pass < 2; pass++) {
+            for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+                 rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+                if (k.mv_size != 8)
+                    continue;
+                uint64_t id = from_be64(k.mv_data);
+                if (cluster_needed(m, id) != (pass == 0))
+                    continue;
+                if (pass == 1 && m->n_peers == CONFIG_MAX_MEMBERS && !cluster_find(m, id))
+                    break; /* no room left for members that have left */
+                peer_info *p = cluster_upsert(m, id, NULL);
+                if (!p)
+                    continue;
+                const char *s = v.mv_data, *end = s + v.mv_size;
+                copy_field(p->name, sizeof p->name, &s, end);
+                copy_field(p->peer_url, sizeof p->peer_url, &s, end);
+                copy_field(p->client_url, sizeof p->client_url, &s, end);
+            }
         }
         mdb_cursor_close(cur);
     }
@@ -273,7 +331,7 @@ int cluster_apply(member *m, mvcc_store *mv, uint8_t kind, const uint8_t *req, s
     Etcdserverpb__Member *rec = etcdserverpb__member__unpack(NULL, len, req);
     if (!rec)
         return 0;
-    peer_info *p = rec->id ? cluster_upsert(m, rec->id) : NULL;
+    peer_info *p = rec->id ? cluster_upsert(m, rec->id, mvcc_batch_txn(mv)) : NULL;
     if (p) {
         if (kind == REQ_MEMBER_ATTR) {
             snprintf(p->name, sizeof p->name, "%s", rec->name ? rec->name : "");
@@ -403,6 +461,13 @@ static void on_member_add(api_call *call, const uint8_t *msg, size_t len, void *
             member_reply_error(call, 9, "etcdserver: Peer URLs already exists");
             return;
         }
+    if (!cluster_has_room(m, id)) {
+        /* members removed moments ago are still being told so by the leader */
+        etcdserverpb__member_add_request__free_unpacked(rq, NULL);
+        member_reply_error(call, 9, "etcdserver: too many members (recently removed members are "
+                                    "still leaving; retry in a few seconds)");
+        return;
+    }
     raft_conf target = *c;
     if (rq->islearner)
         target.learners[target.n_learners++] = id;

@@ -885,6 +885,7 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
         rc = cord_error_set(err, -1, 0, "member: cannot start the consensus core: %s", why);
         goto fail;
     }
+    cluster_load(m); /* again, now that the configuration says whose records matter */
 
     char peer_listen[CONFIG_STR_MAX], client_listen[CONFIG_STR_MAX];
     first_url(cfg->listen_peer_urls, peer_listen);

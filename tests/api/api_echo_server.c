@@ -32,6 +32,7 @@
  */
 #include "api/http_server.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -494,6 +495,7 @@ static void on_signal(uv_signal_t *s, int signum)
 
 int main(int argc, char **argv)
 {
+    signal(SIGPIPE, SIG_IGN); /* a peer that resets mid-write is an error return, not death */
     const char *listen = "http://127.0.0.1:0";
     api_limits lim;
     memset(&lim, 0, sizeof lim);

@@ -97,3 +97,38 @@ def test_membership_errors(tmp_path):
         assert p.returncode != 0 and "can only promote a learner member" in p.stderr
     finally:
         c.stop()
+
+
+def test_many_members_come_and_go(tmp_path):
+    """More distinct members over time than the member table has slots: every
+    new member's address must still be recorded and listed (the nemesis found
+    the table full of long-removed members, and new members without addresses)."""
+    c = Cluster(tmp_path, 1)
+    c.start()
+    try:
+        for i in range(24):
+            url = "http://127.0.0.1:%d" % (40000 + i)
+            # a removed member is followed for a while (until it learns it is out or
+            # 20 election timeouts pass); while all slots hold such members, an add
+            # is refused with a clear error rather than losing the address
+            deadline = time.time() + 30
+            while True:
+                p = c.etcdctl("member", "add", "l%d" % i, "--learner", "--peer-urls", url, check=False)
+                if p.returncode == 0 or time.time() > deadline:
+                    break
+                assert "too many members" in p.stderr, p.stderr
+                time.sleep(0.5)
+            out = p.stdout
+            mid = re.search(r"Member\s+([0-9a-f]+) added", out).group(1)
+            members = json.loads(c.etcdctl("member", "list", "-w", "json").stdout)["members"]
+            listed = {"%x" % x["ID"]: x.get("peerURLs", []) for x in members}
+            assert listed.get(mid) == [url], (i, listed)
+            c.etcdctl("member", "remove", mid)
+        c.members[0].stop()
+        c.members[0].start(c.initial)
+        c.wait_healthy()
+        members = json.loads(c.etcdctl("member", "list", "-w", "json").stdout)["members"]
+        assert [x["name"] for x in members] == ["m0"], members
+        assert c.members[0].peer_url in members[0]["peerURLs"]
+    finally:
+        c.stop()
