@@ -849,21 +849,26 @@ class Harness:
     def final_reads(self):
         """A linearizable read of every key at every member, into the history."""
         for m in self.members:
-            c = Conn(m.endpoint)
-            try:
-                for key in sorted(self.keys):
+            for key in sorted(self.keys):
+                # each attempt is an operation of its own in the history
+                for attempt in range(5):
                     op = {"client": 1000 + m.i, "key": key, "op": "read", "ep": m.name,
                           "start": now()}
+                    c = Conn(m.endpoint)
                     try:
                         r = c.kv.Range(etcdrpc.RangeRequest(key=key.encode()), timeout=5)
                         op.update(status="ok", end=now(),
                                   value=r.kvs[0].value.decode() if r.kvs else None)
                     except grpc.RpcError as e:
                         op.update(status="fail", end=None, error=e.code().name)
-                        self.problem("final read of %s at %s failed: %s" % (key, m.name, e.details()))
+                        if attempt == 4:
+                            self.problem("final read of %s at %s failed: %s" % (key, m.name, e.details()))
+                    finally:
+                        c.close()
                     self.record(op)
-            finally:
-                c.close()
+                    if op["status"] == "ok":
+                        break
+                    time.sleep(0.5)
 
     # -- checks
     def check_all(self, final):
@@ -933,14 +938,12 @@ class Harness:
         # 5. HashKV at the final revision
         hashes = {}
         for m in self.members:
-            c = Conn(m.endpoint)
             try:
-                r = c.maint.HashKV(etcdrpc.HashKVRequest(revision=final), timeout=10)
+                r = call_retry(m.endpoint, lambda c: c.maint.HashKV(
+                    etcdrpc.HashKVRequest(revision=final), timeout=10))
                 hashes[m.name] = (r.hash, r.compact_revision)
             except grpc.RpcError as e:
                 self.problem("HashKV at %s: %s" % (m.name, e.details()))
-            finally:
-                c.close()
         verdict["hashkv"] = {k: v[0] for k, v in hashes.items()}
         if len(set(hashes.values())) > 1:
             self.problem("HashKV differs between members at revision %d: %s" % (final, hashes))
@@ -967,29 +970,37 @@ class Harness:
         return verdict
 
     def read_revisions(self, m, final):
+        """Every event of revisions 2..final as m serves them (a fresh watch from
+        revision 1, resumed after a broken connection)."""
         out = []
-        c = Conn(m.endpoint)
-        done = threading.Event()
+        last_err = None
+        for attempt in range(5):
+            if final <= 1 or (out and out[-1][0] >= final):
+                break
+            c = Conn(m.endpoint)
+            done = threading.Event()
 
-        def reqs():
-            yield etcdrpc.WatchRequest(create_request=etcdrpc.WatchCreateRequest(
-                key=b"\0", range_end=b"\0", start_revision=1))
-            while not done.wait(0.5):
-                pass
-        try:
-            for resp in c.watch.Watch(reqs(), timeout=120):
-                for ev in resp.events:
-                    out.append((ev.kv.mod_revision, ev.kv.key.decode(), int(ev.type),
-                                None if ev.type else ev.kv.value.decode()))
-                if out and out[-1][0] >= final:
-                    break
-                if final <= 1:
-                    break
-        except grpc.RpcError as e:
-            self.problem("reading the revision history of %s: %s" % (m.name, e.details()))
-        finally:
-            done.set()
-            c.close()
+            def reqs(start=out[-1][0] + 1 if out else 1):
+                yield etcdrpc.WatchRequest(create_request=etcdrpc.WatchCreateRequest(
+                    key=b"\0", range_end=b"\0", start_revision=start))
+                while not done.wait(0.5):
+                    pass
+            try:
+                for resp in c.watch.Watch(reqs(), timeout=120):
+                    for ev in resp.events:
+                        out.append((ev.kv.mod_revision, ev.kv.key.decode(), int(ev.type),
+                                    None if ev.type else ev.kv.value.decode()))
+                    if out and out[-1][0] >= final:
+                        break
+            except grpc.RpcError as e:
+                last_err = e
+                time.sleep(0.5 * (attempt + 1))
+            finally:
+                done.set()
+                c.close()
+        if final > 1 and not (out and out[-1][0] >= final):
+            self.problem("reading the revision history of %s: %s" % (
+                m.name, last_err.details() if last_err else "stream ended early"))
         return out
 
     def check_leases(self):
@@ -1032,6 +1043,22 @@ class Harness:
             except Exception:  # noqa: BLE001
                 pass
         self.net.down()
+
+
+def call_retry(endpoint, fn, attempts=5, delay=0.5):
+    """fn(conn) on a fresh connection, retried: for the checks after the run,
+    where a refused or reset connection on a loaded machine says nothing."""
+    last = None
+    for k in range(attempts):
+        c = Conn(endpoint)
+        try:
+            return fn(c)
+        except grpc.RpcError as e:
+            last = e
+        finally:
+            c.close()
+        time.sleep(delay * (k + 1))
+    raise last
 
 
 def classify(e, write):
