@@ -67,6 +67,8 @@ waiter *member_waiter_new(member *m, api_call *call, uint8_t kind, uint8_t state
     if (!w)
         return NULL;
     w->id = ++m->next_req_id;
+    if (w->id == 0) /* 0 means "no waiter" in an entry */
+        w->id = ++m->next_req_id;
     w->call = call;
     w->kind = kind;
     w->state = state;
@@ -431,6 +433,8 @@ static int exec_entry(void *ctx, mvcc_store *mv, const raft_entry *e, cord_error
     uint64_t origin = bytes_get64(e->data + 2);
     uint64_t req_id = bytes_get64(e->data + 10);
     waiter *w = origin == m->id && req_id != 0 ? member_waiter_find(m, req_id) : NULL;
+    if (w && (w->kind != kind || w->state != W_PROPOSED))
+        w = NULL; /* not the request this entry carries: never answer it with this */
     int status = 0;
     const char *message = NULL;
     uint8_t *msg = NULL;
@@ -820,6 +824,13 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
         return cord_error_set(err, -1, ENOMEM, "member: out of memory");
     m->loop = loop;
     m->cfg = *cfg;
+    /* Request ids travel in log entries and ReadIndex contexts, which outlive
+     * the process: a restarted member that counted from 1 again answered new
+     * requests with the results of its previous life's entries (the nemesis
+     * soak saw a put acknowledged with another entry's revision before its own
+     * entry was applied). Each life starts at a random point of the 64-bit space. */
+    if (seed_from_urandom(&m->next_req_id) != 0)
+        m->next_req_id = uv_hrtime() * 0x9e3779b97f4a7c15ull;
     mvcc_arena_init(&m->arena, 0);
     for (uint32_t i = 0; i < cfg->n_peers; i++) {
         peer_info *p = &m->peers[m->n_peers++];
