@@ -502,17 +502,69 @@ static void compact_step(member *m)
 
 static void start_sync(member *m, uint64_t seq);
 
-/* Takes a snapshot now (its own WAL sync makes everything buffered durable). */
-static void take_snapshot_now(member *m)
+static void stop_step(struct stop_ctx *s);
+
+static void snap_work_cb(uv_work_t *w)
+{
+    member *m = w->data;
+    storage_snapshot_work(m->st);
+}
+
+/* Ends a snapshot whose work is done; the WAL must be idle (its own WAL sync makes
+ * everything buffered durable). */
+static void snapshot_end(member *m)
 {
     cord_error e;
-    m->snapshot_deferred = false;
-    if (storage_take_snapshot(m->st, m->r, &e) != STORAGE_OK) {
+    m->snap_end_pending = false;
+    if (storage_snapshot_end(m->st, m->r, &e) != STORAGE_OK) {
         fail_member(m, "taking a snapshot", &e);
         return;
     }
     m->wal_dirty = false;
     raft_persisted(m->r, m->last_seq);
+}
+
+static void snap_done_cb(uv_work_t *w, int status)
+{
+    member *m = w->data;
+    (void)status;
+    m->snap_inflight = false;
+    if (m->stop) {
+        storage_snapshot_abandon(m->st);
+        stop_step(m->stop);
+        return;
+    }
+    if (m->sync_inflight)
+        m->snap_end_pending = true; /* sync_done ends it */
+    else
+        snapshot_end(m);
+    process_ready(m);
+}
+
+/* Snapshots copy the whole store: the copy and the file are written on a worker while the
+ * loop goes on; only the WAL marker and the release of segments happen here, at the end. */
+static void snapshot_start(member *m)
+{
+    if (m->snap_inflight || m->snap_end_pending || m->stopping)
+        return;
+    bool started = false;
+    cord_error e;
+    if (storage_snapshot_begin(m->st, m->r, &started, &e) != STORAGE_OK) {
+        fail_member(m, "taking a snapshot", &e);
+        return;
+    }
+    if (!started)
+        return;
+    m->snap_inflight = true;
+    m->snap_work.data = m;
+    if (uv_queue_work(m->loop, &m->snap_work, snap_work_cb, snap_done_cb) != 0) {
+        storage_snapshot_work(m->st); /* no worker: here */
+        m->snap_inflight = false;
+        if (m->sync_inflight)
+            m->snap_end_pending = true;
+        else
+            snapshot_end(m);
+    }
 }
 
 /* Raft batches are persisted with group commit and pipelining: a batch's WAL records are
@@ -523,8 +575,9 @@ static void take_snapshot_now(member *m)
 static void process_ready(member *m)
 {
     while (!m->failed && raft_has_ready(m->r)) {
-        if (m->sync_inflight && raft_snapshot_pending(m->r))
-            break; /* installing a snapshot wants the WAL idle: after this sync */
+        if ((m->sync_inflight || m->snap_inflight || m->snap_end_pending) &&
+            raft_snapshot_pending(m->r))
+            break; /* installing a snapshot wants the WAL and the store idle: after */
         struct raft_ready rd;
         raft_ready(m->r, &rd);
         cord_error e;
@@ -567,12 +620,8 @@ static void process_ready(member *m)
             m->wal_dirty = true;
         else if (!m->wal_dirty && !m->sync_inflight)
             raft_persisted(m->r, m->last_seq); /* nothing of it or before it is pending */
-        if (want_snapshot) {
-            if (m->sync_inflight)
-                m->snapshot_deferred = true;
-            else
-                take_snapshot_now(m);
-        }
+        if (want_snapshot)
+            snapshot_start(m);
     }
     if (!m->failed && !m->sync_inflight && m->wal_dirty) {
         if (m->stopping) { /* finish on this thread */
@@ -601,8 +650,6 @@ static void process_ready(member *m)
     compact_step(m);
 }
 
-static void stop_step(struct stop_ctx *s);
-
 static void sync_work(uv_work_t *w)
 {
     member *m = w->data;
@@ -626,8 +673,8 @@ static void sync_done(uv_work_t *w, int status)
         stop_step(m->stop);
         return;
     }
-    if (m->snapshot_deferred && !m->failed)
-        take_snapshot_now(m);
+    if (m->snap_end_pending && !m->failed)
+        snapshot_end(m);
     process_ready(m);
 }
 
@@ -831,13 +878,19 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
     memset(&so, 0, sizeof so);
     so.mvcc.quota_bytes = cfg->quota_backend_bytes;
     so.mvcc.no_quota_check_on_apply = true; /* checked before proposing: members agree */
-    /* the WAL is the durable record and replays what a crash undoes in the store */
+    /* The WAL and the snapshot files are the durable record: the store commits without
+     * fsync, and after a system crash it is rebuilt from them (storage_open). A killed
+     * process loses nothing of it. no_meta_sync is the fallback without a boot id. */
+    so.mvcc.no_sync = true;
     so.mvcc.no_meta_sync = true;
     so.mvcc.lease_exists = lease_exists_cb;
     so.mvcc.lease_ctx = m->leases;
     rc = storage_open(cfg->data_dir, &so, &m->st, err);
     if (rc != STORAGE_OK)
         goto fail;
+    if (storage_store_rebuilt(m->st))
+        log_warn("member: the key-value store had unsynced commits of an earlier boot; rebuilt "
+                 "it from the snapshot and the WAL");
     rc = lease_load(m->leases, storage_mvcc(m->st), err);
     if (rc != LEASE_OK)
         goto fail;
@@ -1001,11 +1054,17 @@ void member_stop(member *m, void (*done)(void *), void *arg)
     s->done = done;
     s->arg = arg;
     s->pending = 7;
+    if (m->snap_end_pending && !m->sync_inflight && !m->failed)
+        snapshot_end(m); /* its file is written: record it */
     if (m->sync_inflight) {
         s->pending++; /* the worker finishes first; sync_done calls stop_step */
         m->stop = s;
     } else {
         process_ready(m); /* persist what is pending */
+    }
+    if (m->snap_inflight) {
+        s->pending++; /* snap_done_cb calls stop_step */
+        m->stop = s;
     }
     while (m->all)
         waiter_finish_error(m, m->all, 14, "etcdserver: server stopped");

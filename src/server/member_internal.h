@@ -108,7 +108,9 @@ struct member {
     uint64_t sync_seq;      /* batches up to this one are durable when the sync ends */
     uint64_t last_seq;      /* the last batch taken from the core */
     bool wal_dirty;         /* WAL records appended and not yet in a sync */
-    bool snapshot_deferred; /* a snapshot is due once no sync is in flight */
+    uv_work_t snap_work;    /* a snapshot's copy and file, on a libuv worker */
+    bool snap_inflight;     /* between storage_snapshot_begin and the work's end */
+    bool snap_end_pending;  /* the work ended; its storage_snapshot_end waits for an idle WAL */
     struct stop_ctx *stop;  /* set while stopping */
     uint64_t ticks;
     bool failed;
