@@ -368,6 +368,10 @@ typedef struct mvcc_options {
                         * may undo the last commits (the file stays consistent): safe when
                         * the WAL replays entries after mvcc_applied() */
     bool no_readahead;            /* MDB_NORDAHEAD: for stores much larger than RAM */
+    bool write_map; /* MDB_WRITEMAP: commits write the mapped pages in place instead of
+                     * pwrite'ing every dirty page (the data file is extended to the map size,
+                     * sparse; a full disk then faults the process instead of failing the
+                     * commit); meant with no_sync */
     /* By default a write that would take the database file past the quota fails with
      * MVCC_ENOSPACE at apply time and raises the persistent NOSPACE alarm. The file size
      * differs between members, so in a replicated setting that check is not deterministic;

@@ -215,6 +215,8 @@ static int env_open(mvcc_store *s, cord_error *err)
         flags |= MDB_NOMETASYNC;
     if (s->opts.no_readahead)
         flags |= MDB_NORDAHEAD;
+    if (s->opts.write_map)
+        flags |= MDB_WRITEMAP;
     rc = mdb_env_open(env, s->dir, flags, 0600);
     if (rc) {
         rc = mvcc_seterr(err, rc == MDB_INVALID ? MVCC_ECORRUPT : MVCC_EIO, "mvcc: open %s: %s",

@@ -883,6 +883,7 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
      * process loses nothing of it. no_meta_sync is the fallback without a boot id. */
     so.mvcc.no_sync = true;
     so.mvcc.no_meta_sync = true;
+    so.mvcc.write_map = true; /* with no_sync: no pwrite of every dirty page per commit */
     so.mvcc.lease_exists = lease_exists_cb;
     so.mvcc.lease_ctx = m->leases;
     rc = storage_open(cfg->data_dir, &so, &m->st, err);

@@ -651,6 +651,9 @@ int storage_open(const char *data_dir, const storage_options *opts, storage **ou
 
     /* 3. the MVCC store */
     mvcc_options mo = opts->mvcc;
+    if (!mo.no_sync) {
+        mo.write_map = false; /* only for a store that is rebuilt after a system crash */
+    }
     if (mo.no_sync) {
         rc = prepare_unsynced_store(st, &mo.no_sync, err);
         if (rc != STORAGE_OK) {
@@ -658,6 +661,7 @@ int storage_open(const char *data_dir, const storage_options *opts, storage **ou
         }
         if (!mo.no_sync) {
             mo.no_meta_sync = true; /* no boot id: one fsync per commit */
+            mo.write_map = false;
         }
         st->store_no_sync = mo.no_sync;
     }
