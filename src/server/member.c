@@ -209,21 +209,21 @@ static void raft_error_reply(api_call *call, int rc)
     }
 }
 
-static void propose_common(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len,
-                           bool streaming)
+static waiter *propose_common(member *m, api_call *call, uint8_t kind, const uint8_t *req,
+                              size_t len, bool streaming)
 {
     if (m->failed) {
         member_reply_error(call, 14, "etcdserver: member is stopping");
-        return;
+        return NULL;
     }
     if (len > m->cfg.max_request_bytes) {
         member_reply_error(call, 3, "etcdserver: request is too large");
-        return;
+        return NULL;
     }
     if (!call) { /* the member's own request: nobody waits */
         uint8_t *buf = malloc(ENTRY_HEADER_LEN + len);
         if (!buf)
-            return;
+            return NULL;
         buf[0] = ENTRY_MAGIC;
         buf[1] = kind;
         bytes_put64(buf + 2, m->id);
@@ -231,19 +231,19 @@ static void propose_common(member *m, api_call *call, uint8_t kind, const uint8_
         memcpy(buf + ENTRY_HEADER_LEN, req, len);
         (void)raft_propose(m->r, buf, (uint32_t)(ENTRY_HEADER_LEN + len));
         free(buf);
-        return;
+        return NULL;
     }
     waiter *w = member_waiter_new(m, call, kind, W_PROPOSED);
     if (!w) {
         member_reply_error(call, 8, "etcdserver: too many requests");
-        return;
+        return NULL;
     }
     w->streaming = streaming;
     size_t n = ENTRY_HEADER_LEN + len;
     uint8_t *buf = malloc(n);
     if (!buf) {
         waiter_finish_error(m, w, 8, "etcdserver: too many requests");
-        return;
+        return NULL;
     }
     buf[0] = ENTRY_MAGIC;
     buf[1] = kind;
@@ -259,7 +259,9 @@ static void propose_common(member *m, api_call *call, uint8_t kind, const uint8_
         waiter_free(m, w);
         if (!streaming)
             raft_error_reply(call, rc);
+        return NULL;
     }
+    return w;
 }
 
 void member_propose_later(member *m, uint8_t kind, const uint8_t *req, size_t len)
@@ -290,12 +292,18 @@ static void propose_deferred(member *m)
 
 void member_propose(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len)
 {
-    propose_common(m, call, kind, req, len, false);
+    (void)propose_common(m, call, kind, req, len, false);
+}
+
+waiter *member_propose_waiter(member *m, api_call *call, uint8_t kind, const uint8_t *req,
+                              size_t len)
+{
+    return propose_common(m, call, kind, req, len, false);
 }
 
 void member_propose_stream(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len)
 {
-    propose_common(m, call, kind, req, len, true);
+    (void)propose_common(m, call, kind, req, len, true);
 }
 
 void member_read(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len)
@@ -443,6 +451,12 @@ static int exec_entry(void *ctx, mvcc_store *mv, const raft_entry *e, cord_error
         return cord_error_set(err, STORAGE_EIO, 0,
                               "applying entry %llu: the key-value store failed",
                               (unsigned long long)e->index);
+    if (w && w->nospace_reply) { /* the write that raised the alarm gets its error now */
+        free(msg);
+        msg = NULL;
+        msg_len = 0;
+        status = mvcc_grpc_status(MVCC_ENOSPACE, &message);
+    }
     m->proposals_committed++;
     if (w && status != -1) /* -1: the answer comes later */
         member_reply_later(m, req_id, status, message, msg, msg_len);

@@ -62,6 +62,7 @@ typedef struct waiter {
     uint8_t kind;
     uint8_t state;
     bool streaming; /* the call is a stream: answer with a message, never finish it */
+    bool nospace_reply; /* REQ_ALARM for a write over the quota: answer it NOSPACE once applied */
     uint64_t read_index;
     uint64_t deadline_tick;
     uint8_t *req; /* reads: the request, run once the read point is applied */
@@ -186,6 +187,9 @@ int maint_apply_alarm(member *m, mvcc_store *mv, const uint8_t *req, size_t len,
                       int *status, const char **message, uint8_t **msg, size_t *msg_len);
 /* Proposes the NOSPACE alarm (the quota was found exceeded before a write). */
 void member_raise_nospace(member *m);
+/* The same for a write refused over the quota: `call` gets its NOSPACE error once the alarm
+ * is applied (as etcd, which raises the alarm before it answers). */
+void member_raise_nospace_for(member *m, api_call *call);
 
 /* watch_svc.c: the Watch service. */
 extern const api_method watch_methods[];
@@ -240,6 +244,10 @@ void kv_serve_read(member *m, api_call *call, uint8_t kind, const uint8_t *req, 
 /* Proposes a request of `kind` for `call`, or replies with an error. With call
  * NULL the member proposes on its own behalf (no one waits). */
 void member_propose(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len);
+/* The same; returns the waiter (NULL when call is NULL or the proposal was refused: the
+ * call then has its error). */
+waiter *member_propose_waiter(member *m, api_call *call, uint8_t kind, const uint8_t *req,
+                              size_t len);
 /* The member's own proposal, made from the apply path: queued, and proposed
  * once the current batch is handed back to the core (raft_advance). */
 void member_propose_later(member *m, uint8_t kind, const uint8_t *req, size_t len);
