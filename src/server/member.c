@@ -524,18 +524,16 @@ static void snap_work_cb(uv_work_t *w)
     storage_snapshot_work(m->st);
 }
 
-/* Ends a snapshot whose work is done; the WAL must be idle (its own WAL sync makes
- * everything buffered durable). */
+/* Ends a snapshot whose work is done: its WAL marker is appended (the next sync makes it
+ * durable; sync_done then releases the segments it covers). */
 static void snapshot_end(member *m)
 {
     cord_error e;
-    m->snap_end_pending = false;
-    if (storage_snapshot_end(m->st, m->r, &e) != STORAGE_OK) {
+    if (storage_snapshot_end_async(m->st, m->r, &e) != STORAGE_OK) {
         fail_member(m, "taking a snapshot", &e);
         return;
     }
-    m->wal_dirty = false;
-    raft_persisted(m->r, m->last_seq);
+    m->wal_dirty = true;
 }
 
 static void snap_done_cb(uv_work_t *w, int status)
@@ -548,10 +546,7 @@ static void snap_done_cb(uv_work_t *w, int status)
         stop_step(m->stop);
         return;
     }
-    if (m->sync_inflight)
-        m->snap_end_pending = true; /* sync_done ends it */
-    else
-        snapshot_end(m);
+    snapshot_end(m);
     process_ready(m);
 }
 
@@ -559,7 +554,7 @@ static void snap_done_cb(uv_work_t *w, int status)
  * loop goes on; only the WAL marker and the release of segments happen here, at the end. */
 static void snapshot_start(member *m)
 {
-    if (m->snap_inflight || m->snap_end_pending || m->stopping)
+    if (m->snap_inflight || m->stopping)
         return;
     bool started = false;
     cord_error e;
@@ -574,10 +569,7 @@ static void snapshot_start(member *m)
     if (uv_queue_work(m->loop, &m->snap_work, snap_work_cb, snap_done_cb) != 0) {
         storage_snapshot_work(m->st); /* no worker: here */
         m->snap_inflight = false;
-        if (m->sync_inflight)
-            m->snap_end_pending = true;
-        else
-            snapshot_end(m);
+        snapshot_end(m);
     }
 }
 
@@ -589,8 +581,7 @@ static void snapshot_start(member *m)
 static void process_ready(member *m)
 {
     while (!m->failed && raft_has_ready(m->r)) {
-        if ((m->sync_inflight || m->snap_inflight || m->snap_end_pending) &&
-            raft_snapshot_pending(m->r))
+        if ((m->sync_inflight || m->snap_inflight) && raft_snapshot_pending(m->r))
             break; /* installing a snapshot wants the WAL and the store idle: after */
         struct raft_ready rd;
         raft_ready(m->r, &rd);
@@ -645,6 +636,8 @@ static void process_ready(member *m)
                 storage_sync_do(m->st);
                 rc = storage_sync_end(m->st, &e);
             }
+            if (rc == STORAGE_OK)
+                rc = storage_snapshot_release(m->st, &e);
             if (rc != STORAGE_OK) {
                 fail_member(m, "syncing the WAL", &e);
             } else {
@@ -676,7 +669,8 @@ static void sync_done(uv_work_t *w, int status)
     (void)status;
     m->sync_inflight = false;
     cord_error e;
-    if (storage_sync_end(m->st, &e) != STORAGE_OK) {
+    if (storage_sync_end(m->st, &e) != STORAGE_OK ||
+        storage_snapshot_release(m->st, &e) != STORAGE_OK) {
         fail_member(m, "syncing the WAL", &e);
     } else {
         raft_persisted(m->r, m->sync_seq);
@@ -687,8 +681,6 @@ static void sync_done(uv_work_t *w, int status)
         stop_step(m->stop);
         return;
     }
-    if (m->snap_end_pending && !m->failed)
-        snapshot_end(m);
     process_ready(m);
 }
 
@@ -1069,8 +1061,6 @@ void member_stop(member *m, void (*done)(void *), void *arg)
     s->done = done;
     s->arg = arg;
     s->pending = 7;
-    if (m->snap_end_pending && !m->sync_inflight && !m->failed)
-        snapshot_end(m); /* its file is written: record it */
     if (m->sync_inflight) {
         s->pending++; /* the worker finishes first; sync_done calls stop_step */
         m->stop = s;

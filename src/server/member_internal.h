@@ -111,7 +111,6 @@ struct member {
     bool wal_dirty;         /* WAL records appended and not yet in a sync */
     uv_work_t snap_work;    /* a snapshot's copy and file, on a libuv worker */
     bool snap_inflight;     /* between storage_snapshot_begin and the work's end */
-    bool snap_end_pending;  /* the work ended; its storage_snapshot_end waits for an idle WAL */
     struct stop_ctx *stop;  /* set while stopping */
     uint64_t ticks;
     bool failed;

@@ -70,6 +70,7 @@ struct storage {
         cord_error err;
     } job;
     atomic_bool conf_applied; /* set by apply_one for a CONF entry while a job is active */
+    uint64_t release_index;   /* a snapshot whose WAL segments wait for a durable marker */
 
     storage_exec_fn exec; /* applies NORMAL entries instead of the test format */
     void *exec_ctx;
@@ -1080,6 +1081,7 @@ static int handle_ready(storage *st, const struct raft_ready *rd, storage_apply_
             rc = wrap(err, code_from_snap(src), &e, "storage: purge old snapshots: ");
             goto failed;
         }
+        st->release_index = 0; /* released through the installed snapshot here */
         int wrc = wal_release_to(st->w, st->snap_index + 1, NULL, &e);
         if (wrc != WAL_OK) {
             rc = wrap(err, code_from_wal(wrc), &e, "storage: release WAL segments: ");
@@ -1221,7 +1223,7 @@ void storage_snapshot_abandon(storage *st)
     }
 }
 
-int storage_snapshot_end(storage *st, raft *r, cord_error *err)
+static int snapshot_end(storage *st, raft *r, bool wait, cord_error *err)
 {
     cord_error local; /* so that the failed state keeps the message */
     if (err == NULL) {
@@ -1252,7 +1254,7 @@ int storage_snapshot_end(storage *st, raft *r, cord_error *err)
     }
     cord_error e;
     int wrc = wal_mark_snapshot(st->w, index, term, &e);
-    if (wrc == WAL_OK) {
+    if (wrc == WAL_OK && wait) {
         wrc = wal_sync(st->w, NULL, &e);
     }
     if (wrc != WAL_OK) {
@@ -1284,14 +1286,43 @@ int storage_snapshot_end(storage *st, raft *r, cord_error *err)
         rc = wrap(err, code_from_snap(src), &e, "storage: purge old snapshots: ");
         goto failed;
     }
-    wrc = wal_release_to(st->w, index + 1, NULL, &e);
-    if (wrc != WAL_OK) {
-        rc = wrap(err, code_from_wal(wrc), &e, "storage: release WAL segments: ");
-        goto failed;
+    st->release_index = index;
+    if (wait) {
+        return storage_snapshot_release(st, err);
     }
     return STORAGE_OK;
 failed:
     return fail(st, rc, err);
+}
+
+int storage_snapshot_end(storage *st, raft *r, cord_error *err)
+{
+    return snapshot_end(st, r, true, err);
+}
+
+int storage_snapshot_end_async(storage *st, raft *r, cord_error *err)
+{
+    return snapshot_end(st, r, false, err);
+}
+
+int storage_snapshot_release(storage *st, cord_error *err)
+{
+    cord_error local;
+    if (err == NULL) {
+        err = &local;
+    }
+    if (st->release_index == 0 || st->failed ||
+        wal_persisted_snapshot_index(st->w) < st->release_index) {
+        return STORAGE_OK;
+    }
+    cord_error e;
+    int wrc = wal_release_to(st->w, st->release_index + 1, NULL, &e);
+    if (wrc != WAL_OK) {
+        return fail(st, wrap(err, code_from_wal(wrc), &e, "storage: release WAL segments: "),
+                    err);
+    }
+    st->release_index = 0;
+    return STORAGE_OK;
 }
 
 int storage_take_snapshot(storage *st, raft *r, cord_error *err)

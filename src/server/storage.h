@@ -269,6 +269,13 @@ int storage_take_snapshot(storage *st, raft *r, cord_error *err);
 int storage_snapshot_begin(storage *st, raft *r, bool *started, cord_error *err);
 void storage_snapshot_work(storage *st);
 int storage_snapshot_end(storage *st, raft *r, cord_error *err);
+/* The same without waiting for the WAL: the marker is only appended (the WAL may be syncing),
+ * the core is told, old files deleted; the segments it covers are released by a later
+ * storage_snapshot_release once a sync has made the marker durable. */
+int storage_snapshot_end_async(storage *st, raft *r, cord_error *err);
+/* Releases the WAL segments behind the newest snapshot if its marker is durable (owner
+ * thread, no WAL sync in flight); does nothing otherwise. Errors: as storage_snapshot_end. */
+int storage_snapshot_release(storage *st, cord_error *err);
 /* Drops a begun snapshot without its end (the member is stopping): the file, if the work
  * wrote one, is found at the next start (CRASH RECOVERY: a snapshot newer than the marker). */
 void storage_snapshot_abandon(storage *st);
