@@ -647,6 +647,12 @@ int mvcc_status_revisions(const mvcc_store *store, mvcc_status *out);
 /* Flushes commits made with no_sync to disk (mdb_env_sync force). Errors: MVCC_EIO. */
 int mvcc_sync(mvcc_store *store, cord_error *err);
 
+/* Starts writing back the data file's dirty pages without waiting for them (a store opened
+ * with no_sync otherwise leaves that to the kernel, which may flush many seconds of commits
+ * at once and hold up other files' fsyncs). Not a durability point. Safe on another thread
+ * than the owner's (waits for calls that replace the environment). */
+void mvcc_writeback(mvcc_store *store);
+
 /* Defragments: copies the environment compactly (MDB_CP_COMPACT, free pages dropped) to a
  * temporary file in the store directory, fsyncs it, then atomically renames it over the
  * data file and reopens. Blocks for the copy (run it off the event loop).

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 /*
  * mvcc_store.c — opening the LMDB environment, meta, transactions and apply batches,
  * quota and alarm, status, sync, defragmentation and snapshots.
@@ -816,6 +817,15 @@ int mvcc_sync(mvcc_store *s, cord_error *err)
     if (rc)
         return mvcc_lmdb_fail(err, rc, "mdb_env_sync");
     return MVCC_OK;
+}
+
+void mvcc_writeback(mvcc_store *s)
+{
+    pthread_mutex_lock(&s->env_lock);
+    int fd = -1;
+    if (s->env && mdb_env_get_fd(s->env, &fd) == 0 && fd >= 0)
+        (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    pthread_mutex_unlock(&s->env_lock);
 }
 
 /* Renames `tmp` over the data file, fsyncs the directory and reopens the environment. */

@@ -702,6 +702,34 @@ static void start_sync(member *m, uint64_t seq)
     }
 }
 
+static void writeback_work_cb(uv_work_t *w)
+{
+    member *m = w->data;
+    mvcc_writeback(storage_mvcc(m->st));
+}
+
+static void writeback_done_cb(uv_work_t *w, int status)
+{
+    member *m = w->data;
+    (void)status;
+    m->writeback_inflight = false;
+    if (m->stop)
+        stop_step(m->stop);
+}
+
+/* The store commits without fsync: its dirty pages are written back at a steady pace rather
+ * than in the kernel's bursts of 30 s of commits, which hold up the WAL's fdatasync. */
+static void on_writeback_timer(uv_timer_t *t)
+{
+    member *m = t->data;
+    if (m->writeback_inflight || m->stopping || m->failed)
+        return;
+    m->writeback_inflight = true;
+    m->writeback_work.data = m;
+    if (uv_queue_work(m->loop, &m->writeback_work, writeback_work_cb, writeback_done_cb) != 0)
+        m->writeback_inflight = false;
+}
+
 static void on_prepare(uv_prepare_t *h)
 {
     process_ready(h->data);
@@ -989,6 +1017,9 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
         goto fail;
     uv_timer_init(loop, &m->compact_timer);
     m->compact_timer.data = m;
+    uv_timer_init(loop, &m->writeback_timer);
+    m->writeback_timer.data = m;
+    uv_timer_start(&m->writeback_timer, on_writeback_timer, 1000, 1000);
     uv_prepare_init(loop, &m->prepare);
     m->prepare.data = m;
     uv_prepare_start(&m->prepare, on_prepare);
@@ -1060,7 +1091,7 @@ void member_stop(member *m, void (*done)(void *), void *arg)
     s->m = m;
     s->done = done;
     s->arg = arg;
-    s->pending = 7;
+    s->pending = 8;
     if (m->sync_inflight) {
         s->pending++; /* the worker finishes first; sync_done calls stop_step */
         m->stop = s;
@@ -1069,6 +1100,10 @@ void member_stop(member *m, void (*done)(void *), void *arg)
     }
     if (m->snap_inflight) {
         s->pending++; /* snap_done_cb calls stop_step */
+        m->stop = s;
+    }
+    if (m->writeback_inflight) {
+        s->pending++; /* writeback_done_cb calls stop_step */
         m->stop = s;
     }
     while (m->all)
@@ -1083,6 +1118,8 @@ void member_stop(member *m, void (*done)(void *), void *arg)
     uv_close((uv_handle_t *)&m->compact_timer, on_handle_closed);
     m->compact_auto_timer.data = s;
     uv_close((uv_handle_t *)&m->compact_auto_timer, on_handle_closed);
+    m->writeback_timer.data = s;
+    uv_close((uv_handle_t *)&m->writeback_timer, on_handle_closed);
     uv_close((uv_handle_t *)&m->tick_timer, on_handle_closed);
     uv_close((uv_handle_t *)&m->prepare, on_handle_closed);
     transport_close(m->tr);
