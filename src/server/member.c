@@ -102,6 +102,14 @@ static void waiter_free(member *m, waiter *w)
         m->all = w->next_all;
     if (w->next_all)
         w->next_all->prev_all = w->prev_all;
+    if (w->state == W_READ_APPLY) {
+        if (w->prev_read)
+            w->prev_read->next_read = w->next_read;
+        else
+            m->reads = w->next_read;
+        if (w->next_read)
+            w->next_read->prev_read = w->prev_read;
+    }
     if (w->call)
         api_call_set_ud(w->call, NULL);
     free(w->req);
@@ -353,10 +361,10 @@ static void serve_reads(member *m)
 {
     uint64_t applied, term;
     storage_applied_get(m->st, &applied, &term);
-    waiter *w = m->all;
+    waiter *w = m->reads;
     while (w) {
-        waiter *next = w->next_all;
-        if (w->state == W_READ_APPLY && w->read_index <= applied) {
+        waiter *next = w->next_read;
+        if (w->read_index <= applied) {
             if (w->call)
                 kv_serve_read(m, w->call, w->kind, w->req, w->req_len);
             waiter_free(m, w);
@@ -482,6 +490,11 @@ static void handle_reads(member *m, const struct raft_ready *rd)
         if (w && w->state == W_READ_INDEX) {
             w->state = W_READ_APPLY;
             w->read_index = rd->reads[i].index;
+            w->prev_read = NULL;
+            w->next_read = m->reads;
+            if (m->reads)
+                m->reads->prev_read = w;
+            m->reads = w;
         }
     }
     for (uint32_t i = 0; i < rd->n_failed_reads; i++) {

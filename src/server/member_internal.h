@@ -69,6 +69,7 @@ typedef struct waiter {
     size_t req_len;
     struct waiter *next_in_bucket;
     struct waiter *prev_all, *next_all;
+    struct waiter *prev_read, *next_read; /* W_READ_APPLY only: the reads list */
 } waiter;
 
 /* A reply prepared while applying, sent once the batch is committed. */
@@ -122,6 +123,7 @@ struct member {
     /* requests in flight */
     waiter *buckets[MEMBER_WAITER_BUCKETS];
     waiter *all; /* every waiter, for timeouts */
+    waiter *reads; /* waiters in W_READ_APPLY, so serving reads does not scan every waiter */
     uint32_t n_waiters;
     uint64_t next_req_id;
     uint32_t request_timeout_ticks;
