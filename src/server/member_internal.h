@@ -61,7 +61,7 @@ typedef struct waiter {
     api_call *call; /* NULL once the client went away */
     uint8_t kind;
     uint8_t state;
-    bool streaming; /* the call is a stream: answer with a message, never finish it */
+    bool streaming;     /* the call is a stream: answer with a message, never finish it */
     bool nospace_reply; /* REQ_ALARM for a write over the quota: answer it NOSPACE once applied */
     uint64_t read_index;
     uint64_t deadline_tick;
@@ -107,22 +107,22 @@ struct member {
     uv_timer_t compact_timer; /* wakes the loop while a compaction has steps left */
     uv_work_t sync_work;      /* the WAL's fdatasync, on a libuv worker */
     bool sync_inflight;
-    uint64_t sync_seq;      /* batches up to this one are durable when the sync ends */
-    uint64_t last_seq;      /* the last batch taken from the core */
-    bool wal_dirty;         /* WAL records appended and not yet in a sync */
-    uv_work_t snap_work;    /* a snapshot's copy and file, on a libuv worker */
+    uint64_t sync_seq;          /* batches up to this one are durable when the sync ends */
+    uint64_t last_seq;          /* the last batch taken from the core */
+    bool wal_dirty;             /* WAL records appended and not yet in a sync */
+    uv_work_t snap_work;        /* a snapshot's copy and file, on a libuv worker */
     uv_timer_t writeback_timer; /* starts the store's writeback every second (unsynced store) */
     uv_work_t writeback_work;
     bool writeback_inflight;
-    bool snap_inflight;     /* between storage_snapshot_begin and the work's end */
-    struct stop_ctx *stop;  /* set while stopping */
+    bool snap_inflight;    /* between storage_snapshot_begin and the work's end */
+    struct stop_ctx *stop; /* set while stopping */
     uint64_t ticks;
     bool failed;
     bool stopping;
 
     /* requests in flight */
     waiter *buckets[MEMBER_WAITER_BUCKETS];
-    waiter *all; /* every waiter, for timeouts */
+    waiter *all;   /* every waiter, for timeouts */
     waiter *reads; /* waiters in W_READ_APPLY, so serving reads does not scan every waiter */
     uint32_t n_waiters;
     uint64_t next_req_id;

@@ -62,11 +62,11 @@ struct storage {
     /* a snapshot between storage_snapshot_begin and _end (the work on another thread) */
     struct snapshot_job {
         bool active;
-        int fd;          /* scratch file for the store's copy */
-        raft_conf conf;  /* in force at the applied index when it began */
+        int fd;               /* scratch file for the store's copy */
+        raft_conf conf;       /* in force at the applied index when it began */
         uint64_t index, term; /* what the copy holds */
-        bool gave_up;    /* a configuration entry was applied meanwhile: no file */
-        int rc;          /* the work's result */
+        bool gave_up;         /* a configuration entry was applied meanwhile: no file */
+        int rc;               /* the work's result */
         cord_error err;
     } job;
     atomic_bool conf_applied; /* set by apply_one for a CONF entry while a job is active */
@@ -1318,8 +1318,7 @@ int storage_snapshot_release(storage *st, cord_error *err)
     cord_error e;
     int wrc = wal_release_to(st->w, st->release_index + 1, NULL, &e);
     if (wrc != WAL_OK) {
-        return fail(st, wrap(err, code_from_wal(wrc), &e, "storage: release WAL segments: "),
-                    err);
+        return fail(st, wrap(err, code_from_wal(wrc), &e, "storage: release WAL segments: "), err);
     }
     st->release_index = 0;
     return STORAGE_OK;

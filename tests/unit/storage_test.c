@@ -571,8 +571,7 @@ static void unsynced_store_case(uint64_t snapshot_entries)
     path_join(marker, sizeof marker, member, "db.unsynced");
     open_no_sync = true;
 
-    assert_int_equal(node_open(&n, tmp, snapshot_entries, WAL_SEGMENT_BYTES_MIN, &err),
-                     STORAGE_OK);
+    assert_int_equal(node_open(&n, tmp, snapshot_entries, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
     assert_false(storage_store_rebuilt(n.st));
     assert_int_equal(access(marker, F_OK), 0); /* written before the first commit */
     node_elect(&n, &k);
@@ -583,8 +582,7 @@ static void unsynced_store_case(uint64_t snapshot_entries)
     assert_int_not_equal(access(marker, F_OK), 0); /* a clean close synced the store */
 
     /* same boot (a killed process): the store is kept as it is */
-    assert_int_equal(node_open(&n, tmp, snapshot_entries, WAL_SEGMENT_BYTES_MIN, &err),
-                     STORAGE_OK);
+    assert_int_equal(node_open(&n, tmp, snapshot_entries, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
     assert_false(storage_store_rebuilt(n.st));
     summary after;
     summarize(&n, &after);
@@ -599,8 +597,7 @@ static void unsynced_store_case(uint64_t snapshot_entries)
     memset(buf + 4096, 0xA5, len - 4096);
     tu_write_file(data, buf, len);
     free(buf);
-    assert_int_equal(node_open(&n, tmp, snapshot_entries, WAL_SEGMENT_BYTES_MIN, &err),
-                     STORAGE_OK);
+    assert_int_equal(node_open(&n, tmp, snapshot_entries, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
     assert_true(storage_store_rebuilt(n.st));
     acks k2 = {.fd = -1};
     node_elect(&n, &k2); /* the core re-delivers the log after the snapshot */
