@@ -83,10 +83,11 @@
  * ## Durability
  *
  * By default every commit is fsynced by LMDB. With mvcc_options.no_sync the store commits
- * without fsync (MDB_NOSYNC): a crash can then lose the last commits (never corrupt the
- * file), which is safe only when the write-ahead log is the durable record and entries
- * after mvcc_applied() are replayed from it on restart. Call mvcc_sync() before the WAL is
- * truncated behind the applied index (e.g. when a snapshot is taken). With
+ * without fsync (MDB_NOSYNC): a killed process loses nothing (the page cache keeps every
+ * commit), but a system crash or power loss may leave a torn file (LMDB writes the meta
+ * page without ordering it after the data pages), so after one the store must be rebuilt
+ * from a durable record (the server's storage does: a snapshot file and the WAL, see
+ * storage.h). mvcc_sync() makes everything committed durable. With
  * mvcc_options.no_meta_sync (MDB_NOMETASYNC) the data pages are still fsynced at each commit
  * but the meta page is not: a system crash may undo the last commits, never corrupt; the
  * same replay rule applies.
@@ -361,11 +362,16 @@ typedef struct mvcc_options {
     uint32_t max_txn_ops;         /* 0: MVCC_DEFAULT_MAX_TXN_OPS */
     uint32_t compact_batch_limit; /* 0: MVCC_DEFAULT_COMPACT_BATCH */
     uint32_t max_value_bytes;     /* 0: MVCC_DEFAULT_MAX_VALUE_BYTES */
-    bool no_sync;                 /* MDB_NOSYNC: commits are not fsynced; see "Durability" */
+    bool no_sync;                 /* MDB_NOSYNC: commits are not fsynced; see "Durability":
+                                   * only for a store that can be rebuilt after a system crash */
     bool no_meta_sync; /* MDB_NOMETASYNC: one fsync per commit instead of two; a system crash
                         * may undo the last commits (the file stays consistent): safe when
                         * the WAL replays entries after mvcc_applied() */
     bool no_readahead;            /* MDB_NORDAHEAD: for stores much larger than RAM */
+    bool write_map; /* MDB_WRITEMAP: commits write the mapped pages in place instead of
+                     * pwrite'ing every dirty page (the data file is extended to the map size,
+                     * sparse; a full disk then faults the process instead of failing the
+                     * commit); meant with no_sync */
     /* By default a write that would take the database file past the quota fails with
      * MVCC_ENOSPACE at apply time and raises the persistent NOSPACE alarm. The file size
      * differs between members, so in a replicated setting that check is not deterministic;
@@ -641,12 +647,26 @@ int mvcc_status_revisions(const mvcc_store *store, mvcc_status *out);
 /* Flushes commits made with no_sync to disk (mdb_env_sync force). Errors: MVCC_EIO. */
 int mvcc_sync(mvcc_store *store, cord_error *err);
 
+/* Starts writing back the data file's dirty pages without waiting for them (a store opened
+ * with no_sync otherwise leaves that to the kernel, which may flush many seconds of commits
+ * at once and hold up other files' fsyncs). Not a durability point. Safe on another thread
+ * than the owner's (waits for calls that replace the environment). */
+void mvcc_writeback(mvcc_store *store);
+
 /* Defragments: copies the environment compactly (MDB_CP_COMPACT, free pages dropped) to a
  * temporary file in the store directory, fsyncs it, then atomically renames it over the
  * data file and reopens. Blocks for the copy (run it off the event loop).
  * Errors: MVCC_EBUSY (batch open), MVCC_EIO (the old file stays in use when the copy
  * fails; if reopening fails the store is closed and every call returns MVCC_EIO). */
 int mvcc_defrag(mvcc_store *store, cord_error *err);
+
+/* The same as mvcc_snapshot_write, but safe to call on another thread while the owner
+ * keeps writing: copies the newest committed state (compacted) into fd, which must be a
+ * regular file opened for reading and writing, and takes *applied_index / *applied_term
+ * from the copy itself. Calls that replace or resize the environment (mvcc_defrag,
+ * mvcc_snapshot_restore, map growth) wait for it. Errors: as mvcc_snapshot_write. */
+int mvcc_snapshot_copy(mvcc_store *store, int fd, uint64_t *applied_index,
+                       uint64_t *applied_term, cord_error *err);
 
 /* Writes a consistent compact copy of the whole store (an LMDB data file) to `fd` from its
  * current offset, from one read transaction; stores the applied index/term the copy holds.

@@ -7,6 +7,7 @@
 #include "mvcc/mvcc.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -50,6 +51,9 @@ struct mvcc_store {
     uint64_t batch_cost;
     mvcc_meta batch_meta;
     mvcc_meta meta; /* committed */
+    /* Held by mvcc_snapshot_copy (another thread) while it reads the environment, and by
+     * whatever replaces or resizes the environment (swap_in, map growth, close). */
+    pthread_mutex_t env_lock;
 };
 
 /* One logical operation (etcd's storeTxnRead/storeTxnWrite) inside an LMDB transaction. */

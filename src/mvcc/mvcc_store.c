@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 /*
  * mvcc_store.c — opening the LMDB environment, meta, transactions and apply batches,
  * quota and alarm, status, sync, defragmentation and snapshots.
@@ -215,6 +216,8 @@ static int env_open(mvcc_store *s, cord_error *err)
         flags |= MDB_NOMETASYNC;
     if (s->opts.no_readahead)
         flags |= MDB_NORDAHEAD;
+    if (s->opts.write_map)
+        flags |= MDB_WRITEMAP;
     rc = mdb_env_open(env, s->dir, flags, 0600);
     if (rc) {
         rc = mvcc_seterr(err, rc == MDB_INVALID ? MVCC_ECORRUPT : MVCC_EIO, "mvcc: open %s: %s",
@@ -312,6 +315,7 @@ int mvcc_open(const char *dir, const mvcc_options *options, mvcc_store **out, co
     mvcc_store *s = calloc(1, sizeof(*s));
     if (!s)
         return mvcc_fail(err, MVCC_ENOMEM);
+    pthread_mutex_init(&s->env_lock, NULL);
     int rc;
     if (options)
         s->opts = *options;
@@ -364,7 +368,10 @@ void mvcc_close(mvcc_store *s)
 {
     if (!s)
         return;
+    pthread_mutex_lock(&s->env_lock);
     env_close(s);
+    pthread_mutex_unlock(&s->env_lock);
+    pthread_mutex_destroy(&s->env_lock);
     free(s->dir);
     free(s->data_path);
     free(s);
@@ -397,8 +404,10 @@ static void after_map_full(mvcc_store *s)
         s->rtxn_live = false;
     }
     uint64_t bigger = s->map_size + s->map_size / 4;
+    pthread_mutex_lock(&s->env_lock); /* no copy may read the map while it moves */
     if (mdb_env_set_mapsize(s->env, (size_t)bigger) == 0)
         s->map_size = bigger;
+    pthread_mutex_unlock(&s->env_lock);
     MDB_txn *txn = NULL;
     if (mdb_txn_begin(s->env, NULL, 0, &txn) == 0) {
         mvcc_meta m = s->meta;
@@ -810,8 +819,27 @@ int mvcc_sync(mvcc_store *s, cord_error *err)
     return MVCC_OK;
 }
 
+void mvcc_writeback(mvcc_store *s)
+{
+    pthread_mutex_lock(&s->env_lock);
+    int fd = -1;
+    if (s->env && mdb_env_get_fd(s->env, &fd) == 0 && fd >= 0)
+        (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    pthread_mutex_unlock(&s->env_lock);
+}
+
 /* Renames `tmp` over the data file, fsyncs the directory and reopens the environment. */
+static int swap_in_locked(mvcc_store *s, const char *tmp, cord_error *err);
+
 static int swap_in(mvcc_store *s, const char *tmp, cord_error *err)
+{
+    pthread_mutex_lock(&s->env_lock); /* waits for a snapshot copy on another thread */
+    int rc = swap_in_locked(s, tmp, err);
+    pthread_mutex_unlock(&s->env_lock);
+    return rc;
+}
+
+static int swap_in_locked(mvcc_store *s, const char *tmp, cord_error *err)
 {
     int fp = failpoint_hit("mvcc-before-swap");
     if (fp) {
@@ -902,6 +930,20 @@ int mvcc_snapshot_write(mvcc_store *s, int fd, uint64_t *applied_index, uint64_t
     if (applied_term)
         *applied_term = before.applied_term;
     return MVCC_OK;
+}
+
+int mvcc_snapshot_copy(mvcc_store *s, int fd, uint64_t *applied_index, uint64_t *applied_term,
+                       cord_error *err)
+{
+    pthread_mutex_lock(&s->env_lock);
+    int mrc = s->env ? mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT) : EIO;
+    pthread_mutex_unlock(&s->env_lock);
+    if (mrc)
+        return mvcc_lmdb_fail(err, mrc, "snapshot copy");
+    /* the copy is one read transaction's view: its own meta says what it holds */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    return mvcc_snapshot_info(path, applied_index, applied_term, err);
 }
 
 int mvcc_snapshot_save(mvcc_store *s, const char *path, uint64_t *applied_index,

@@ -233,8 +233,9 @@ static bool quota_ok(member *m, api_call *call, uint64_t cost)
         return true;
     mvcc_status st;
     if (mvcc_status_revisions(mv, &st) == MVCC_OK && !st.alarm_nospace)
-        member_raise_nospace(m);
-    reply_mvcc_error(call, MVCC_ENOSPACE);
+        member_raise_nospace_for(m, call); /* answers NOSPACE once the alarm is applied */
+    else
+        reply_mvcc_error(call, MVCC_ENOSPACE);
     return false;
 }
 

@@ -218,6 +218,19 @@ void member_raise_nospace(member *m)
     member_propose(m, NULL, REQ_ALARM, buf, n);
 }
 
+void member_raise_nospace_for(member *m, api_call *call)
+{
+    Etcdserverpb__AlarmRequest rq = ETCDSERVERPB__ALARM_REQUEST__INIT;
+    rq.action = ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE;
+    rq.memberid = m->id;
+    rq.alarm = ETCDSERVERPB__ALARM_TYPE__NOSPACE;
+    uint8_t buf[32];
+    size_t n = etcdserverpb__alarm_request__pack(&rq, buf);
+    waiter *w = member_propose_waiter(m, call, REQ_ALARM, buf, n);
+    if (w)
+        w->nospace_reply = true;
+}
+
 static void on_defragment(api_call *call, const uint8_t *msg, size_t len, void *ud)
 {
     member *m = ud;

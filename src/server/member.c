@@ -104,6 +104,14 @@ static void waiter_free(member *m, waiter *w)
         m->all = w->next_all;
     if (w->next_all)
         w->next_all->prev_all = w->prev_all;
+    if (w->state == W_READ_APPLY) {
+        if (w->prev_read)
+            w->prev_read->next_read = w->next_read;
+        else
+            m->reads = w->next_read;
+        if (w->next_read)
+            w->next_read->prev_read = w->prev_read;
+    }
     if (w->call)
         api_call_set_ud(w->call, NULL);
     free(w->req);
@@ -231,32 +239,32 @@ int member_propose_own(member *m, uint8_t kind, const uint8_t *req, size_t len)
     return rc;
 }
 
-static void propose_common(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len,
-                           bool streaming)
+static waiter *propose_common(member *m, api_call *call, uint8_t kind, const uint8_t *req,
+                              size_t len, bool streaming)
 {
     if (m->failed) {
         member_reply_error(call, 14, "etcdserver: member is stopping");
-        return;
+        return NULL;
     }
     if (len > m->cfg.max_request_bytes) {
         member_reply_error(call, 3, "etcdserver: request is too large");
-        return;
+        return NULL;
     }
     if (!call) { /* the member's own request: nobody waits */
         (void)member_propose_own(m, kind, req, len);
-        return;
+        return NULL;
     }
     waiter *w = member_waiter_new(m, call, kind, W_PROPOSED);
     if (!w) {
         member_reply_error(call, 8, "etcdserver: too many requests");
-        return;
+        return NULL;
     }
     w->streaming = streaming;
     size_t n = ENTRY_HEADER_LEN + len;
     uint8_t *buf = malloc(n);
     if (!buf) {
         waiter_finish_error(m, w, 8, "etcdserver: too many requests");
-        return;
+        return NULL;
     }
     buf[0] = ENTRY_MAGIC;
     buf[1] = kind;
@@ -272,7 +280,9 @@ static void propose_common(member *m, api_call *call, uint8_t kind, const uint8_
         waiter_free(m, w);
         if (!streaming)
             raft_error_reply(call, rc);
+        return NULL;
     }
+    return w;
 }
 
 void member_propose_later(member *m, uint8_t kind, const uint8_t *req, size_t len)
@@ -303,12 +313,18 @@ static void propose_deferred(member *m)
 
 void member_propose(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len)
 {
-    propose_common(m, call, kind, req, len, false);
+    (void)propose_common(m, call, kind, req, len, false);
+}
+
+waiter *member_propose_waiter(member *m, api_call *call, uint8_t kind, const uint8_t *req,
+                              size_t len)
+{
+    return propose_common(m, call, kind, req, len, false);
 }
 
 void member_propose_stream(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len)
 {
-    propose_common(m, call, kind, req, len, true);
+    (void)propose_common(m, call, kind, req, len, true);
 }
 
 void member_read(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len)
@@ -358,10 +374,10 @@ static void serve_reads(member *m)
 {
     uint64_t applied, term;
     storage_applied_get(m->st, &applied, &term);
-    waiter *w = m->all;
+    waiter *w = m->reads;
     while (w) {
-        waiter *next = w->next_all;
-        if (w->state == W_READ_APPLY && w->read_index <= applied) {
+        waiter *next = w->next_read;
+        if (w->read_index <= applied) {
             if (w->call)
                 kv_serve_read(m, w->call, w->kind, w->req, w->req_len);
             waiter_free(m, w);
@@ -458,6 +474,12 @@ static int exec_entry(void *ctx, mvcc_store *mv, const raft_entry *e, cord_error
         return cord_error_set(err, STORAGE_EIO, 0,
                               "applying entry %llu: the key-value store failed",
                               (unsigned long long)e->index);
+    if (w && w->nospace_reply) { /* the write that raised the alarm gets its error now */
+        free(msg);
+        msg = NULL;
+        msg_len = 0;
+        status = mvcc_grpc_status(MVCC_ENOSPACE, &message);
+    }
     m->proposals_committed++;
     if (w && status != -1) /* -1: the answer comes later */
         member_reply_later(m, req_id, status, message, msg, msg_len);
@@ -483,6 +505,11 @@ static void handle_reads(member *m, const struct raft_ready *rd)
         if (w && w->state == W_READ_INDEX) {
             w->state = W_READ_APPLY;
             w->read_index = rd->reads[i].index;
+            w->prev_read = NULL;
+            w->next_read = m->reads;
+            if (m->reads)
+                m->reads->prev_read = w;
+            m->reads = w;
         }
     }
     for (uint32_t i = 0; i < rd->n_failed_reads; i++) {
@@ -517,17 +544,61 @@ static void compact_step(member *m)
 
 static void start_sync(member *m, uint64_t seq);
 
-/* Takes a snapshot now (its own WAL sync makes everything buffered durable). */
-static void take_snapshot_now(member *m)
+static void stop_step(struct stop_ctx *s);
+
+static void snap_work_cb(uv_work_t *w)
+{
+    member *m = w->data;
+    storage_snapshot_work(m->st);
+}
+
+/* Ends a snapshot whose work is done: its WAL marker is appended (the next sync makes it
+ * durable; sync_done then releases the segments it covers). */
+static void snapshot_end(member *m)
 {
     cord_error e;
-    m->snapshot_deferred = false;
-    if (storage_take_snapshot(m->st, m->r, &e) != STORAGE_OK) {
+    if (storage_snapshot_end_async(m->st, m->r, &e) != STORAGE_OK) {
         fail_member(m, "taking a snapshot", &e);
         return;
     }
-    m->wal_dirty = false;
-    raft_persisted(m->r, m->last_seq);
+    m->wal_dirty = true;
+}
+
+static void snap_done_cb(uv_work_t *w, int status)
+{
+    member *m = w->data;
+    (void)status;
+    m->snap_inflight = false;
+    if (m->stop) {
+        storage_snapshot_abandon(m->st);
+        stop_step(m->stop);
+        return;
+    }
+    snapshot_end(m);
+    process_ready(m);
+}
+
+/* Snapshots copy the whole store: the copy and the file are written on a worker while the
+ * loop goes on; only the WAL marker and the release of segments happen here, at the end. */
+static void snapshot_start(member *m)
+{
+    if (m->snap_inflight || m->stopping)
+        return;
+    bool started = false;
+    cord_error e;
+    if (storage_snapshot_begin(m->st, m->r, &started, &e) != STORAGE_OK) {
+        fail_member(m, "taking a snapshot", &e);
+        return;
+    }
+    if (!started)
+        return;
+    m->snap_inflight = true;
+    m->snap_work.data = m;
+    if (uv_queue_work(m->loop, &m->snap_work, snap_work_cb, snap_done_cb) != 0) {
+        storage_snapshot_work(m->st); /* no worker: here */
+        m->snap_inflight = false;
+        snapshot_end(m);
+    }
 }
 
 /* Raft batches are persisted with group commit and pipelining: a batch's WAL records are
@@ -538,8 +609,8 @@ static void take_snapshot_now(member *m)
 static void process_ready(member *m)
 {
     while (!m->failed && raft_has_ready(m->r)) {
-        if (m->sync_inflight && raft_snapshot_pending(m->r))
-            break; /* installing a snapshot wants the WAL idle: after this sync */
+        if ((m->sync_inflight || m->snap_inflight) && raft_snapshot_pending(m->r))
+            break; /* installing a snapshot wants the WAL and the store idle: after */
         struct raft_ready rd;
         raft_ready(m->r, &rd);
         cord_error e;
@@ -585,12 +656,8 @@ static void process_ready(member *m)
             m->wal_dirty = true;
         else if (!m->wal_dirty && !m->sync_inflight)
             raft_persisted(m->r, m->last_seq); /* nothing of it or before it is pending */
-        if (want_snapshot) {
-            if (m->sync_inflight)
-                m->snapshot_deferred = true;
-            else
-                take_snapshot_now(m);
-        }
+        if (want_snapshot)
+            snapshot_start(m);
     }
     if (!m->failed && !m->sync_inflight && m->wal_dirty) {
         if (m->stopping) { /* finish on this thread */
@@ -600,6 +667,8 @@ static void process_ready(member *m)
                 storage_sync_do(m->st);
                 rc = storage_sync_end(m->st, &e);
             }
+            if (rc == STORAGE_OK)
+                rc = storage_snapshot_release(m->st, &e);
             if (rc != STORAGE_OK) {
                 fail_member(m, "syncing the WAL", &e);
             } else {
@@ -619,8 +688,6 @@ static void process_ready(member *m)
     compact_step(m);
 }
 
-static void stop_step(struct stop_ctx *s);
-
 static void sync_work(uv_work_t *w)
 {
     member *m = w->data;
@@ -633,7 +700,8 @@ static void sync_done(uv_work_t *w, int status)
     (void)status;
     m->sync_inflight = false;
     cord_error e;
-    if (storage_sync_end(m->st, &e) != STORAGE_OK) {
+    if (storage_sync_end(m->st, &e) != STORAGE_OK ||
+        storage_snapshot_release(m->st, &e) != STORAGE_OK) {
         fail_member(m, "syncing the WAL", &e);
     } else {
         raft_persisted(m->r, m->sync_seq);
@@ -644,8 +712,6 @@ static void sync_done(uv_work_t *w, int status)
         stop_step(m->stop);
         return;
     }
-    if (m->snapshot_deferred && !m->failed)
-        take_snapshot_now(m);
     process_ready(m);
 }
 
@@ -665,6 +731,34 @@ static void start_sync(member *m, uint64_t seq)
         storage_sync_do(m->st);
         sync_done(&m->sync_work, 0);
     }
+}
+
+static void writeback_work_cb(uv_work_t *w)
+{
+    member *m = w->data;
+    mvcc_writeback(storage_mvcc(m->st));
+}
+
+static void writeback_done_cb(uv_work_t *w, int status)
+{
+    member *m = w->data;
+    (void)status;
+    m->writeback_inflight = false;
+    if (m->stop)
+        stop_step(m->stop);
+}
+
+/* The store commits without fsync: its dirty pages are written back at a steady pace rather
+ * than in the kernel's bursts of 30 s of commits, which hold up the WAL's fdatasync. */
+static void on_writeback_timer(uv_timer_t *t)
+{
+    member *m = t->data;
+    if (m->writeback_inflight || m->stopping || m->failed)
+        return;
+    m->writeback_inflight = true;
+    m->writeback_work.data = m;
+    if (uv_queue_work(m->loop, &m->writeback_work, writeback_work_cb, writeback_done_cb) != 0)
+        m->writeback_inflight = false;
 }
 
 static void on_prepare(uv_prepare_t *h)
@@ -856,13 +950,20 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
     memset(&so, 0, sizeof so);
     so.mvcc.quota_bytes = cfg->quota_backend_bytes;
     so.mvcc.no_quota_check_on_apply = true; /* checked before proposing: members agree */
-    /* the WAL is the durable record and replays what a crash undoes in the store */
+    /* The WAL and the snapshot files are the durable record: the store commits without
+     * fsync, and after a system crash it is rebuilt from them (storage_open). A killed
+     * process loses nothing of it. no_meta_sync is the fallback without a boot id. */
+    so.mvcc.no_sync = true;
     so.mvcc.no_meta_sync = true;
+    so.mvcc.write_map = true; /* with no_sync: no pwrite of every dirty page per commit */
     so.mvcc.lease_exists = lease_exists_cb;
     so.mvcc.lease_ctx = m->leases;
     rc = storage_open(cfg->data_dir, &so, &m->st, err);
     if (rc != STORAGE_OK)
         goto fail;
+    if (storage_store_rebuilt(m->st))
+        log_warn("member: the key-value store had unsynced commits of an earlier boot; rebuilt "
+                 "it from the snapshot and the WAL");
     rc = lease_load(m->leases, storage_mvcc(m->st), err);
     if (rc != LEASE_OK)
         goto fail;
@@ -955,6 +1056,9 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
         goto fail;
     uv_timer_init(loop, &m->compact_timer);
     m->compact_timer.data = m;
+    uv_timer_init(loop, &m->writeback_timer);
+    m->writeback_timer.data = m;
+    uv_timer_start(&m->writeback_timer, on_writeback_timer, 1000, 1000);
     uv_prepare_init(loop, &m->prepare);
     m->prepare.data = m;
     uv_prepare_start(&m->prepare, on_prepare);
@@ -1026,12 +1130,20 @@ void member_stop(member *m, void (*done)(void *), void *arg)
     s->m = m;
     s->done = done;
     s->arg = arg;
-    s->pending = 7;
+    s->pending = 8;
     if (m->sync_inflight) {
         s->pending++; /* the worker finishes first; sync_done calls stop_step */
         m->stop = s;
     } else {
         process_ready(m); /* persist what is pending */
+    }
+    if (m->snap_inflight) {
+        s->pending++; /* snap_done_cb calls stop_step */
+        m->stop = s;
+    }
+    if (m->writeback_inflight) {
+        s->pending++; /* writeback_done_cb calls stop_step */
+        m->stop = s;
     }
     while (m->all)
         waiter_finish_error(m, m->all, 14, "etcdserver: server stopped");
@@ -1045,6 +1157,8 @@ void member_stop(member *m, void (*done)(void *), void *arg)
     uv_close((uv_handle_t *)&m->compact_timer, on_handle_closed);
     m->compact_auto_timer.data = s;
     uv_close((uv_handle_t *)&m->compact_auto_timer, on_handle_closed);
+    m->writeback_timer.data = s;
+    uv_close((uv_handle_t *)&m->writeback_timer, on_handle_closed);
     uv_close((uv_handle_t *)&m->tick_timer, on_handle_closed);
     uv_close((uv_handle_t *)&m->prepare, on_handle_closed);
     transport_close(m->tr);

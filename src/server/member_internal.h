@@ -61,13 +61,15 @@ typedef struct waiter {
     api_call *call; /* NULL once the client went away */
     uint8_t kind;
     uint8_t state;
-    bool streaming; /* the call is a stream: answer with a message, never finish it */
+    bool streaming;     /* the call is a stream: answer with a message, never finish it */
+    bool nospace_reply; /* REQ_ALARM for a write over the quota: answer it NOSPACE once applied */
     uint64_t read_index;
     uint64_t deadline_tick;
     uint8_t *req; /* reads: the request, run once the read point is applied */
     size_t req_len;
     struct waiter *next_in_bucket;
     struct waiter *prev_all, *next_all;
+    struct waiter *prev_read, *next_read; /* W_READ_APPLY only: the reads list */
 } waiter;
 
 /* A reply prepared while applying, sent once the batch is committed. */
@@ -105,18 +107,23 @@ struct member {
     uv_timer_t compact_timer; /* wakes the loop while a compaction has steps left */
     uv_work_t sync_work;      /* the WAL's fdatasync, on a libuv worker */
     bool sync_inflight;
-    uint64_t sync_seq;      /* batches up to this one are durable when the sync ends */
-    uint64_t last_seq;      /* the last batch taken from the core */
-    bool wal_dirty;         /* WAL records appended and not yet in a sync */
-    bool snapshot_deferred; /* a snapshot is due once no sync is in flight */
-    struct stop_ctx *stop;  /* set while stopping */
+    uint64_t sync_seq;          /* batches up to this one are durable when the sync ends */
+    uint64_t last_seq;          /* the last batch taken from the core */
+    bool wal_dirty;             /* WAL records appended and not yet in a sync */
+    uv_work_t snap_work;        /* a snapshot's copy and file, on a libuv worker */
+    uv_timer_t writeback_timer; /* starts the store's writeback every second (unsynced store) */
+    uv_work_t writeback_work;
+    bool writeback_inflight;
+    bool snap_inflight;    /* between storage_snapshot_begin and the work's end */
+    struct stop_ctx *stop; /* set while stopping */
     uint64_t ticks;
     bool failed;
     bool stopping;
 
     /* requests in flight */
     waiter *buckets[MEMBER_WAITER_BUCKETS];
-    waiter *all; /* every waiter, for timeouts */
+    waiter *all;   /* every waiter, for timeouts */
+    waiter *reads; /* waiters in W_READ_APPLY, so serving reads does not scan every waiter */
     uint32_t n_waiters;
     uint64_t next_req_id;
     uint32_t request_timeout_ticks;
@@ -184,6 +191,9 @@ int maint_apply_alarm(member *m, mvcc_store *mv, const uint8_t *req, size_t len,
                       int *status, const char **message, uint8_t **msg, size_t *msg_len);
 /* Proposes the NOSPACE alarm (the quota was found exceeded before a write). */
 void member_raise_nospace(member *m);
+/* The same for a write refused over the quota: `call` gets its NOSPACE error once the alarm
+ * is applied (as etcd, which raises the alarm before it answers). */
+void member_raise_nospace_for(member *m, api_call *call);
 
 /* watch_svc.c: the Watch service. */
 extern const api_method watch_methods[];
@@ -242,6 +252,10 @@ void member_propose(member *m, api_call *call, uint8_t kind, const uint8_t *req,
  * is in the leader's log (or on its way there from a follower), else a RAFT_E*
  * code (RAFT_EBUSY under load, for one). Callers that must not lose it check. */
 int member_propose_own(member *m, uint8_t kind, const uint8_t *req, size_t len);
+/* The same; returns the waiter (NULL when call is NULL or the proposal was refused: the
+ * call then has its error). */
+waiter *member_propose_waiter(member *m, api_call *call, uint8_t kind, const uint8_t *req,
+                              size_t len);
 /* The member's own proposal, made from the apply path: queued, and proposed
  * once the current batch is handed back to the core (raft_advance). */
 void member_propose_later(member *m, uint8_t kind, const uint8_t *req, size_t len);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@
 
 #define STORAGE_COPY_CHUNK (1u << 20)
 #define RESTORE_TMP_NAME   "db-restore.tmp"
+#define UNSYNCED_NAME      "db.unsynced"
+#define BOOT_ID_PATH       "/proc/sys/kernel/random/boot_id"
 
 struct storage {
     char member_dir[FILEIO_PATH_MAX];
@@ -28,7 +31,10 @@ struct storage {
     char snap_dir[FILEIO_PATH_MAX];
     char db_dir[FILEIO_PATH_MAX];
     char restore_tmp[FILEIO_PATH_MAX];
+    char unsynced_path[FILEIO_PATH_MAX]; /* marker: the store commits without fsync */
     size_t snap_keep;
+    bool store_no_sync; /* the store was opened with mvcc no_sync (see storage_open) */
+    bool store_rebuilt; /* this open discarded an unsynced store after a reboot */
 
     wal *w;
     mvcc_store *mv;
@@ -52,6 +58,19 @@ struct storage {
 
     storage_applied *results;
     uint32_t cap_results;
+
+    /* a snapshot between storage_snapshot_begin and _end (the work on another thread) */
+    struct snapshot_job {
+        bool active;
+        int fd;               /* scratch file for the store's copy */
+        raft_conf conf;       /* in force at the applied index when it began */
+        uint64_t index, term; /* what the copy holds */
+        bool gave_up;         /* a configuration entry was applied meanwhile: no file */
+        int rc;               /* the work's result */
+        cord_error err;
+    } job;
+    atomic_bool conf_applied; /* set by apply_one for a CONF entry while a job is active */
+    uint64_t release_index;   /* a snapshot whose WAL segments wait for a durable marker */
 
     storage_exec_fn exec; /* applies NORMAL entries instead of the test format */
     void *exec_ctx;
@@ -415,7 +434,8 @@ static int set_paths(storage *st, const char *data_dir, cord_error *err)
     if (fileio_join(st->wal_dir, sizeof st->wal_dir, member, "wal") != 0 ||
         fileio_join(st->snap_dir, sizeof st->snap_dir, member, "snap") != 0 ||
         fileio_join(st->db_dir, sizeof st->db_dir, member, "db") != 0 ||
-        fileio_join(st->restore_tmp, sizeof st->restore_tmp, member, RESTORE_TMP_NAME) != 0) {
+        fileio_join(st->restore_tmp, sizeof st->restore_tmp, member, RESTORE_TMP_NAME) != 0 ||
+        fileio_join(st->unsynced_path, sizeof st->unsynced_path, member, UNSYNCED_NAME) != 0) {
         return cord_error_set(err, STORAGE_EINVAL, 0, "storage: data directory path too long: %s",
                               data_dir);
     }
@@ -442,6 +462,91 @@ static int catch_up_wal_marker(storage *st, uint64_t index, uint64_t term, cord_
         return wrap(err, code_from_wal(wrc), &e, "storage: record the snapshot marker: ");
     }
     drop_entries_through(st, index, !own);
+    return STORAGE_OK;
+}
+
+/* This boot's id (a new one after every reboot, power loss included). Returns 0, or -1 when
+ * the kernel does not say. */
+static int read_boot_id(char out[64])
+{
+    int fd = open(BOOT_ID_PATH, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    ssize_t n = read(fd, out, 63);
+    close(fd);
+    if (n < 8) {
+        return -1;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+/*
+ * A store opened with mvcc no_sync (MDB_NOSYNC) commits into the page cache only. A killed
+ * process loses nothing of it (the kernel still holds every page and writes them back), but
+ * a system crash or power loss may leave any mix of old and new pages on disk, meta pages
+ * included: the file can be torn, not merely behind. So such a store is trusted only within
+ * the boot that wrote it. The marker file holds that boot's id, written (and synced) before
+ * the first unsynced commit and removed after a clean close synced the store. At open, a
+ * marker naming another boot means the machine went down with unsynced pages: the store is
+ * discarded and rebuilt from the newest snapshot file and the WAL, which are synced and
+ * together hold every applied entry (the WAL is released only behind a snapshot).
+ * Returns STORAGE_OK with *no_sync telling whether the store may skip fsync (false when
+ * the kernel gives no boot id: then it keeps fsyncing).
+ */
+static int prepare_unsynced_store(storage *st, bool *no_sync, cord_error *err)
+{
+    char boot[64], prev[64];
+    if (read_boot_id(boot) != 0) {
+        *no_sync = false;
+        return STORAGE_OK;
+    }
+    *no_sync = true;
+    int fd = open(st->unsynced_path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, prev, sizeof prev - 1);
+        close(fd);
+        prev[n > 0 ? n : 0] = '\0';
+        if (strcmp(prev, boot) == 0) {
+            return STORAGE_OK; /* same boot: only the process went down */
+        }
+        char path[FILEIO_PATH_MAX];
+        const char *files[] = {"data.mdb", "lock.mdb"};
+        for (size_t i = 0; i < 2; i++) {
+            if (fileio_join(path, sizeof path, st->db_dir, files[i]) != 0) {
+                return cord_error_set(err, STORAGE_EINVAL, 0, "storage: path too long");
+            }
+            if (unlink(path) != 0 && errno != ENOENT) {
+                return cord_error_set(err, STORAGE_EIO, errno, "storage: unlink %s", path);
+            }
+        }
+        (void)fileio_fsync_dir(st->db_dir);
+        st->store_rebuilt = true;
+    } else if (errno != ENOENT) {
+        return cord_error_set(err, STORAGE_EIO, errno, "storage: open %s", st->unsynced_path);
+    }
+    char tmp[FILEIO_PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", st->unsynced_path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return cord_error_set(err, STORAGE_EIO, errno, "storage: create %s", tmp);
+    }
+    int werr = fileio_write_all(fd, boot, strlen(boot));
+    if (werr == 0 && fsync(fd) != 0) {
+        werr = errno;
+    }
+    close(fd);
+    if (werr == 0 && rename(tmp, st->unsynced_path) != 0) {
+        werr = errno;
+    }
+    if (werr == 0) {
+        werr = fileio_fsync_dir(st->member_dir);
+    }
+    if (werr != 0) {
+        unlink(tmp);
+        return cord_error_set(err, STORAGE_EIO, werr, "storage: write %s", st->unsynced_path);
+    }
     return STORAGE_OK;
 }
 
@@ -546,7 +651,22 @@ int storage_open(const char *data_dir, const storage_options *opts, storage **ou
     }
 
     /* 3. the MVCC store */
-    int mrc = mvcc_open(st->db_dir, &opts->mvcc, &st->mv, &e);
+    mvcc_options mo = opts->mvcc;
+    if (!mo.no_sync) {
+        mo.write_map = false; /* only for a store that is rebuilt after a system crash */
+    }
+    if (mo.no_sync) {
+        rc = prepare_unsynced_store(st, &mo.no_sync, err);
+        if (rc != STORAGE_OK) {
+            goto fail;
+        }
+        if (!mo.no_sync) {
+            mo.no_meta_sync = true; /* no boot id: one fsync per commit */
+            mo.write_map = false;
+        }
+        st->store_no_sync = mo.no_sync;
+    }
+    int mrc = mvcc_open(st->db_dir, &mo, &st->mv, &e);
     if (mrc != MVCC_OK) {
         rc = wrap(err, code_from_mvcc(mrc), &e, "storage: open the store: ");
         goto fail;
@@ -741,6 +861,8 @@ static int apply_one(storage *st, const raft_entry *ent, storage_applied *a, cor
         }
         st->conf = c;
         st->conf_index = ent->index;
+        /* before the batch commits, so a copy that sees the entry sees the flag */
+        atomic_store(&st->conf_applied, true);
         return STORAGE_OK;
     }
     if (ent->type != RAFT_ENTRY_NORMAL || ent->len == 0) {
@@ -959,6 +1081,7 @@ static int handle_ready(storage *st, const struct raft_ready *rd, storage_apply_
             rc = wrap(err, code_from_snap(src), &e, "storage: purge old snapshots: ");
             goto failed;
         }
+        st->release_index = 0; /* released through the installed snapshot here */
         int wrc = wal_release_to(st->w, st->snap_index + 1, NULL, &e);
         if (wrc != WAL_OK) {
             rc = wrap(err, code_from_wal(wrc), &e, "storage: release WAL segments: ");
@@ -976,56 +1099,28 @@ failed:
 
 /* --------------------------------------------------------- snapshots */
 
-/* Writes the store's compact copy into a new snapshot file. */
-static int write_snapshot_file(storage *st, raft *r, uint64_t *index, uint64_t *term,
-                               cord_error *err)
+/* Writes the copy of the store in fd (from offset 0, `size` bytes) into a new snapshot file
+ * at index/term with `conf`. Thread-safe: uses nothing but its arguments and the directory. */
+static int write_snapshot_file(const char *snap_dir, int fd, uint64_t index, uint64_t term,
+                               const raft_conf *conf, cord_error *err)
 {
     int rc = STORAGE_OK;
     cord_error e;
-    char tmpl[FILEIO_PATH_MAX];
-    int fd = -1;
     uint8_t *buf = NULL;
     snap_writer *w = NULL;
-
-    if (snprintf(tmpl, sizeof tmpl, "%s/.snapcopy-XXXXXX", st->member_dir) >= (int)sizeof tmpl) {
-        return cord_error_set(err, STORAGE_EINVAL, 0, "storage: path too long");
-    }
-    fd = mkostemp(tmpl, O_CLOEXEC);
-    if (fd < 0) {
-        return cord_error_set(err, STORAGE_EIO, errno, "storage: create %s", tmpl);
-    }
-    unlink(tmpl); /* an anonymous scratch file: nothing to clean after a crash */
-    int mrc = mvcc_snapshot_write(st->mv, fd, index, term, &e);
-    if (mrc != MVCC_OK) {
-        rc = wrap(err, code_from_mvcc(mrc), &e, "storage: copy the store: ");
-        goto cleanup;
-    }
-    uint64_t core_term = raft_log_term(r, *index);
-    if (core_term != 0 && core_term != *term) {
-        rc = cord_error_set(err, STORAGE_ECORRUPT, 0,
-                            "storage: the store applied index %" PRIu64 " of term %" PRIu64
-                            ", the core holds term %" PRIu64 " there",
-                            *index, *term, core_term);
-        goto cleanup;
-    }
     off_t size = lseek(fd, 0, SEEK_END);
     if (size < 0) {
-        rc = cord_error_set(err, STORAGE_EIO, errno, "storage: lseek %s", tmpl);
-        goto cleanup;
-    }
-    raft_conf conf = st->conf;
-    if (conf.n_voters == 0) {
-        conf = *raft_get_conf(r);
+        return cord_error_set(err, STORAGE_EIO, errno, "storage: lseek the store copy");
     }
     uint8_t membership[4 + 8 * 3 * RAFT_MAX_MEMBERS + 64];
-    assert(raft_conf_encoded_len(&conf) <= sizeof membership);
+    assert(raft_conf_encoded_len(conf) <= sizeof membership);
     snap_meta meta;
     memset(&meta, 0, sizeof meta);
-    meta.index = *index;
-    meta.term = *term;
+    meta.index = index;
+    meta.term = term;
     meta.membership = membership;
-    meta.membership_len = (uint32_t)raft_conf_encode(&conf, membership);
-    int src = snap_writer_begin(st->snap_dir, &meta, &w, &e);
+    meta.membership_len = (uint32_t)raft_conf_encode(conf, membership);
+    int src = snap_writer_begin(snap_dir, &meta, &w, &e);
     if (src != SNAP_OK) {
         rc = wrap(err, code_from_snap(src), &e, "storage: write a snapshot: ");
         goto cleanup;
@@ -1063,16 +1158,17 @@ static int write_snapshot_file(storage *st, raft *r, uint64_t *index, uint64_t *
 cleanup:
     snap_writer_abort(w);
     free(buf);
-    close(fd);
     return rc;
 }
 
-int storage_take_snapshot(storage *st, raft *r, cord_error *err)
+int storage_snapshot_begin(storage *st, raft *r, bool *started, cord_error *err)
 {
     cord_error local; /* so that the failed state keeps the message */
     if (err == NULL) {
         err = &local;
     }
+    *started = false;
+    assert(!st->job.active);
     int rc = check_failed(st, err);
     if (rc != STORAGE_OK) {
         return rc;
@@ -1080,14 +1176,85 @@ int storage_take_snapshot(storage *st, raft *r, cord_error *err)
     if (st->applied_index <= st->snap_index) {
         return STORAGE_OK;
     }
+    char tmpl[FILEIO_PATH_MAX];
+    if (snprintf(tmpl, sizeof tmpl, "%s/.snapcopy-XXXXXX", st->member_dir) >= (int)sizeof tmpl) {
+        return fail(st, cord_error_set(err, STORAGE_EINVAL, 0, "storage: path too long"), err);
+    }
+    int fd = mkostemp(tmpl, O_CLOEXEC);
+    if (fd < 0) {
+        return fail(st, cord_error_set(err, STORAGE_EIO, errno, "storage: create %s", tmpl), err);
+    }
+    unlink(tmpl); /* an anonymous scratch file: nothing to clean after a crash */
+    memset(&st->job, 0, sizeof st->job);
+    st->job.active = true;
+    st->job.fd = fd;
+    st->job.conf = st->conf;
+    if (st->job.conf.n_voters == 0) {
+        st->job.conf = *raft_get_conf(r);
+    }
+    atomic_store(&st->conf_applied, false);
+    *started = true;
+    return STORAGE_OK;
+}
+
+void storage_snapshot_work(storage *st)
+{
+    struct snapshot_job *j = &st->job;
+    assert(j->active);
     cord_error e;
-    uint64_t index = 0, term = 0;
-    rc = write_snapshot_file(st, r, &index, &term, err);
+    int mrc = mvcc_snapshot_copy(st->mv, j->fd, &j->index, &j->term, &e);
+    if (mrc != MVCC_OK) {
+        j->rc = wrap(&j->err, code_from_mvcc(mrc), &e, "storage: copy the store: ");
+        return;
+    }
+    if (atomic_load(&st->conf_applied)) {
+        /* the configuration in force at the copy's index may not be j->conf */
+        j->gave_up = true;
+        return;
+    }
+    j->rc = write_snapshot_file(st->snap_dir, j->fd, j->index, j->term, &j->conf, &j->err);
+}
+
+void storage_snapshot_abandon(storage *st)
+{
+    if (st->job.active) {
+        close(st->job.fd);
+        st->job.active = false;
+    }
+}
+
+static int snapshot_end(storage *st, raft *r, bool wait, cord_error *err)
+{
+    cord_error local; /* so that the failed state keeps the message */
+    if (err == NULL) {
+        err = &local;
+    }
+    struct snapshot_job job = st->job;
+    storage_snapshot_abandon(st);
+    int rc = check_failed(st, err);
     if (rc != STORAGE_OK) {
+        return rc;
+    }
+    if (job.rc != STORAGE_OK) {
+        *err = job.err;
+        rc = job.rc;
         goto failed;
     }
+    if (job.gave_up || job.index <= st->snap_index) {
+        return STORAGE_OK;
+    }
+    uint64_t index = job.index, term = job.term;
+    uint64_t core_term = raft_log_term(r, index);
+    if (core_term != 0 && core_term != term) {
+        rc = cord_error_set(err, STORAGE_ECORRUPT, 0,
+                            "storage: the store applied index %" PRIu64 " of term %" PRIu64
+                            ", the core holds term %" PRIu64 " there",
+                            index, term, core_term);
+        goto failed;
+    }
+    cord_error e;
     int wrc = wal_mark_snapshot(st->w, index, term, &e);
-    if (wrc == WAL_OK) {
+    if (wrc == WAL_OK && wait) {
         wrc = wal_sync(st->w, NULL, &e);
     }
     if (wrc != WAL_OK) {
@@ -1119,14 +1286,53 @@ int storage_take_snapshot(storage *st, raft *r, cord_error *err)
         rc = wrap(err, code_from_snap(src), &e, "storage: purge old snapshots: ");
         goto failed;
     }
-    wrc = wal_release_to(st->w, index + 1, NULL, &e);
-    if (wrc != WAL_OK) {
-        rc = wrap(err, code_from_wal(wrc), &e, "storage: release WAL segments: ");
-        goto failed;
+    st->release_index = index;
+    if (wait) {
+        return storage_snapshot_release(st, err);
     }
     return STORAGE_OK;
 failed:
     return fail(st, rc, err);
+}
+
+int storage_snapshot_end(storage *st, raft *r, cord_error *err)
+{
+    return snapshot_end(st, r, true, err);
+}
+
+int storage_snapshot_end_async(storage *st, raft *r, cord_error *err)
+{
+    return snapshot_end(st, r, false, err);
+}
+
+int storage_snapshot_release(storage *st, cord_error *err)
+{
+    cord_error local;
+    if (err == NULL) {
+        err = &local;
+    }
+    if (st->release_index == 0 || st->failed ||
+        wal_persisted_snapshot_index(st->w) < st->release_index) {
+        return STORAGE_OK;
+    }
+    cord_error e;
+    int wrc = wal_release_to(st->w, st->release_index + 1, NULL, &e);
+    if (wrc != WAL_OK) {
+        return fail(st, wrap(err, code_from_wal(wrc), &e, "storage: release WAL segments: "), err);
+    }
+    st->release_index = 0;
+    return STORAGE_OK;
+}
+
+int storage_take_snapshot(storage *st, raft *r, cord_error *err)
+{
+    bool started = false;
+    int rc = storage_snapshot_begin(st, r, &started, err);
+    if (rc != STORAGE_OK || !started) {
+        return rc;
+    }
+    storage_snapshot_work(st);
+    return storage_snapshot_end(st, r, err);
 }
 
 int storage_read_snapshot_chunk(storage *st, uint64_t index, uint64_t offset, uint32_t len,
@@ -1185,6 +1391,11 @@ uint64_t storage_conf_get(const storage *st, raft_conf *conf)
     return st->conf_index;
 }
 
+bool storage_store_rebuilt(const storage *st)
+{
+    return st->store_rebuilt;
+}
+
 bool storage_failed(const storage *st)
 {
     return st->failed;
@@ -1197,6 +1408,13 @@ void storage_close(storage *st)
     }
     snap_writer_abort(st->recv);
     snap_reader_close(st->send);
+    storage_snapshot_abandon(st);
+    if (st->store_no_sync && st->mv != NULL && !st->failed && mvcc_sync(st->mv, NULL) == MVCC_OK) {
+        /* synced: the store no longer depends on this boot's page cache */
+        if (unlink(st->unsynced_path) == 0) {
+            (void)fileio_fsync_dir(st->member_dir);
+        }
+    }
     mvcc_close(st->mv);
     wal_close(st->w);
     free_entries(st);

@@ -58,8 +58,12 @@
  *   at its index with its term, the marker is written now (own snapshot);
  *   otherwise the install of a received snapshot is completed
  *   (wal_install_snapshot: the log restarts after it).
+ * - With mvcc no_sync, a store left by an earlier boot with unsynced commits
+ *   (marker member/db.unsynced names another boot id: the machine crashed
+ *   or lost power) may be torn; it is discarded first and rebuilt from the
+ *   snapshot and the WAL (see prepare_unsynced_store in storage.c).
  * - If the MVCC store's applied index is behind the snapshot (a crash while
- *   installing, or a store opened with no_sync), the store is restored from
+ *   installing, or a discarded store), the store is restored from
  *   the snapshot file first.
  * - The raft_restore handed to raft_new holds the hard state, the snapshot's
  *   metadata (membership decoded from the file), the entries after it and
@@ -142,6 +146,10 @@ int storage_open(const char *data_dir, const storage_options *opts, storage **ou
  * how often snapshots are taken: snapshot_entries).
  */
 const raft_restore *storage_restore(const storage *st);
+
+/* storage_store_rebuilt: whether storage_open discarded an unsynced store
+ * of an earlier boot (it is rebuilt from the snapshot and the log). */
+bool storage_store_rebuilt(const storage *st);
 
 /* storage_restore_release: free the copy of the log kept for raft_new. */
 void storage_restore_release(storage *st);
@@ -239,6 +247,38 @@ int storage_sync_end(storage *st, cord_error *err);
  * STORAGE_ENOMEM, STORAGE_EFAILED.
  */
 int storage_take_snapshot(storage *st, raft *r, cord_error *err);
+
+/*
+ * The same in three steps, so that the copy (which takes time proportional to
+ * the store) runs on another thread while the owner goes on applying:
+ * - storage_snapshot_begin (owner thread): *started false when there is
+ *   nothing to do (applied index not past the last snapshot).
+ * - storage_snapshot_work (any one thread, once, after a begin that started):
+ *   copies the store as of its newest commit and writes the snapshot file
+ *   with the configuration in force at the copy's index. It touches nothing
+ *   the owner uses but the store's environment (mvcc_snapshot_copy) and the
+ *   snapshot directory. If a configuration entry is applied while it runs,
+ *   it gives up (no file) and the owner may begin again later.
+ * - storage_snapshot_end (owner thread, after the work returned; the WAL
+ *   must be idle, as for storage_take_snapshot): WAL marker and sync, the
+ *   core is told, old files deleted, segments released.
+ * While a snapshot is between begin and end, the owner must not install a
+ * received snapshot (hold batches with raft_snapshot_pending).
+ * Errors of end: as storage_take_snapshot (for the work's failures too).
+ */
+int storage_snapshot_begin(storage *st, raft *r, bool *started, cord_error *err);
+void storage_snapshot_work(storage *st);
+int storage_snapshot_end(storage *st, raft *r, cord_error *err);
+/* The same without waiting for the WAL: the marker is only appended (the WAL may be syncing),
+ * the core is told, old files deleted; the segments it covers are released by a later
+ * storage_snapshot_release once a sync has made the marker durable. */
+int storage_snapshot_end_async(storage *st, raft *r, cord_error *err);
+/* Releases the WAL segments behind the newest snapshot if its marker is durable (owner
+ * thread, no WAL sync in flight); does nothing otherwise. Errors: as storage_snapshot_end. */
+int storage_snapshot_release(storage *st, cord_error *err);
+/* Drops a begun snapshot without its end (the member is stopping): the file, if the work
+ * wrote one, is found at the next start (CRASH RECOVERY: a snapshot newer than the marker). */
+void storage_snapshot_abandon(storage *st);
 
 /*
  * storage_read_snapshot_chunk: read up to `len` bytes at `offset` of the

@@ -307,6 +307,11 @@ void watch_svc_after_apply(member *m)
         return;
     if (st.compact_revision > 0)
         watch_hub_set_compacted(m->watch, st.compact_revision);
+    if (!watch_hub_has_synced(m->watch)) {
+        /* nobody to deliver to: no history to read, only the revision moves */
+        if (st.current_revision > watch_hub_revision(m->watch))
+            (void)watch_hub_notify(m->watch, NULL, 0, st.current_revision);
+    }
     static const uint8_t zero = 0;
     for (int64_t rev = watch_hub_revision(m->watch) + 1; rev <= st.current_revision; rev++) {
         watch_history_req req = {.key = {&zero, 1},
@@ -323,7 +328,10 @@ void watch_svc_after_apply(member *m)
         }
         (void)watch_hub_notify(m->watch, resp.events, resp.events_len, rev);
     }
-    sync_soon(m);
+    /* only when there is catch-up work: an armed 0 ms timer makes the loop poll without
+     * blocking, and this runs on every loop turn */
+    if (watch_hub_has_unsynced(m->watch))
+        sync_soon(m);
 }
 
 int watch_svc_start(member *m, cord_error *err)

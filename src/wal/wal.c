@@ -1065,6 +1065,12 @@ void wal_state_get(const wal *w, wal_state *out)
     out->last_term = w->logical.last_term;
 }
 
+uint64_t wal_persisted_snapshot_index(const wal *w)
+{
+    assert(!w->in_flight);
+    return w->durable.snap_index;
+}
+
 void wal_persisted_get(const wal *w, wal_persisted *out)
 {
     assert(!w->in_flight);

@@ -179,6 +179,10 @@ void wal_state_get(const wal *w, wal_state *out);
 /* wal_persisted_get: where the durable log ends (owner thread, no sync in flight). */
 void wal_persisted_get(const wal *w, wal_persisted *out);
 
+/* wal_persisted_snapshot_index: the newest snapshot marker that is durable (owner thread, no
+ * sync in flight): wal_release_to accepts indexes up to it + 1. */
+uint64_t wal_persisted_snapshot_index(const wal *w);
+
 /* wal_buffered_bytes: bytes appended and not yet handed to wal_sync_begin. */
 size_t wal_buffered_bytes(const wal *w);
 

@@ -234,6 +234,14 @@ void watch_hub_free(watch_hub *hub);
 /* The revision of the last notify (or the initial one). */
 int64_t watch_hub_revision(const watch_hub *hub);
 
+/* Whether any synced watcher would look at the events of a notify (O(1)). When false, a
+ * notify with no events at the newest revision does the same as one per revision. */
+bool watch_hub_has_synced(const watch_hub *hub);
+
+/* Whether watch_hub_sync has work: unsynced watchers (and with them deferred progress
+ * requests) (O(1)). */
+bool watch_hub_has_unsynced(const watch_hub *hub);
+
 /* Feeds the events of one applied write transaction at `revision` (> the previous one;
  * events in sub-revision order, kv.mod_revision == revision; prev_kv filled when known:
  * watchers asking for prev_kv get it). Synced watchers get their matching events now;

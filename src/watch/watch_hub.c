@@ -283,6 +283,16 @@ int64_t watch_hub_revision(const watch_hub *h)
     return h->current_rev;
 }
 
+bool watch_hub_has_synced(const watch_hub *h)
+{
+    return h->ranges != NULL || h->kb_count > 0;
+}
+
+bool watch_hub_has_unsynced(const watch_hub *h)
+{
+    return h->uhead != NULL;
+}
+
 void watch_hub_set_compacted(watch_hub *h, int64_t compact_revision)
 {
     if (compact_revision > h->compact_rev)

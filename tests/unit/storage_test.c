@@ -96,6 +96,9 @@ static void on_apply(void *ctx, const storage_applied *a)
     }
 }
 
+/* The store commits without fsync (as the member runs it). */
+static bool open_no_sync;
+
 /* Opens storage and core; returns the storage status (the core must start). */
 static int node_open_member(node *n, const char *dir, raft_id id, uint32_t n_voters,
                             uint64_t snapshot_entries, uint64_t segment_bytes, cord_error *err)
@@ -104,6 +107,7 @@ static int node_open_member(node *n, const char *dir, raft_id id, uint32_t n_vot
     n->opts.wal.segment_bytes = segment_bytes;
     n->opts.mvcc.quota_bytes = 64ull << 20;
     n->opts.mvcc.map_size_bytes = 256ull << 20;
+    n->opts.mvcc.no_sync = open_no_sync;
     n->snapshot_entries = snapshot_entries;
     int rc = storage_open(dir, &n->opts, &n->st, err);
     if (rc != STORAGE_OK) {
@@ -550,6 +554,77 @@ static void test_store_behind_snapshot(void **state)
     assert_summary_equal(&before, &after);
     check_put(&n, 0, 99);
     node_close(&n);
+}
+
+/* A store committed without fsync is trusted within the boot that wrote it (a killed
+ * process loses nothing); a marker naming another boot (a system crash) makes the member
+ * rebuild it from the snapshot and the WAL, whatever state the file was left in. */
+static void unsynced_store_case(uint64_t snapshot_entries)
+{
+    node n;
+    cord_error err;
+    acks k = {.fd = -1};
+    char member[1100], db[1200], data[1300], marker[1300];
+    path_join(member, sizeof member, tmp, "member");
+    path_join(db, sizeof db, member, "db");
+    path_join(data, sizeof data, db, "data.mdb");
+    path_join(marker, sizeof marker, member, "db.unsynced");
+    open_no_sync = true;
+
+    assert_int_equal(node_open(&n, tmp, snapshot_entries, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
+    assert_false(storage_store_rebuilt(n.st));
+    assert_int_equal(access(marker, F_OK), 0); /* written before the first commit */
+    node_elect(&n, &k);
+    put_range(&n, &k, 0, 0, 100, 5);
+    summary before;
+    summarize(&n, &before);
+    node_close(&n);
+    assert_int_not_equal(access(marker, F_OK), 0); /* a clean close synced the store */
+
+    /* same boot (a killed process): the store is kept as it is */
+    assert_int_equal(node_open(&n, tmp, snapshot_entries, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
+    assert_false(storage_store_rebuilt(n.st));
+    summary after;
+    summarize(&n, &after);
+    assert_summary_equal(&before, &after);
+    node_close(&n);
+
+    /* another boot: the file may be torn (here: garbage), it is rebuilt */
+    tu_write_file(marker, (const uint8_t *)"another-boot-id", 15);
+    size_t len = 0;
+    uint8_t *buf = tu_read_file(data, &len);
+    assert_true(len > 8192);
+    memset(buf + 4096, 0xA5, len - 4096);
+    tu_write_file(data, buf, len);
+    free(buf);
+    assert_int_equal(node_open(&n, tmp, snapshot_entries, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
+    assert_true(storage_store_rebuilt(n.st));
+    acks k2 = {.fd = -1};
+    node_elect(&n, &k2); /* the core re-delivers the log after the snapshot */
+    summary rebuilt;
+    summarize(&n, &rebuilt);
+    assert_int_equal(rebuilt.keys, before.keys);
+    assert_int_equal(rebuilt.revision, before.revision);
+    for (unsigned i = 0; i < 100; i += 7) {
+        check_put(&n, 0, i);
+    }
+    check_put(&n, 0, 99);
+    put_range(&n, &k2, 1, 0, 10, 5);
+    assert_int_equal(key_count(&n), 110);
+    node_close(&n);
+    open_no_sync = false;
+}
+
+static void test_unsynced_store_with_snapshot(void **state)
+{
+    (void)state;
+    unsynced_store_case(20);
+}
+
+static void test_unsynced_store_log_only(void **state)
+{
+    (void)state;
+    unsynced_store_case(0);
 }
 
 static void test_corrupt_wal_is_reported(void **state)
@@ -1128,6 +1203,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_restart_state_equal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshots_and_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_behind_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsynced_store_with_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsynced_store_log_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_wal_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_failure_stops_member, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_transfer_and_install, setup, teardown),
