@@ -894,9 +894,16 @@ class Harness:
                     m.name, self.members[0].name, len(t), len(truth)))
         revs = [e[0] for e in truth]
         if revs != list(range(2, final + 1)):
+            # every change in this workload touches one key: one event per revision
             missing = sorted(set(range(2, final + 1)) - set(revs))[:10]
-            self.problem("revision history is not contiguous 2..%d: %d events, missing e.g. %s" % (
-                final, len(revs), missing))
+            seen, doubled = set(), []
+            for e in truth:
+                if e[0] in seen:
+                    doubled.append([x for x in truth if x[0] == e[0]])
+                seen.add(e[0])
+            self.problem("revision history is not one event per revision 2..%d: %d events, "
+                         "missing e.g. %s, more than one event at e.g. %s" % (
+                             final, len(revs), missing, doubled[:3]))
         by_rev = {e[0]: e for e in truth}
         lost = 0
         for rev, key, typ, value in self.acked:
@@ -935,6 +942,13 @@ class Harness:
         verdict["watchers"] = wv
         # 4. leases: every lease key disappears once its lease is left to expire
         verdict["leases"] = len(self.leases)
+        ids = {}
+        for rec in self.leases:
+            ids.setdefault(rec["id"], []).append(rec["key"])
+        shared = {"%x" % k: v for k, v in ids.items() if len(v) > 1}
+        if shared:
+            self.problem("one lease id granted to more than one LeaseGrant: %s" % (
+                list(shared.items())[:5],))
         # 5. HashKV at the final revision
         hashes = {}
         for m in self.members:
