@@ -49,13 +49,14 @@ CLIENT_PORT = 2379
 PEER_PORT = 2380
 ELECTION_MS = 500
 HEARTBEAT_MS = 50
-NEMESES = ("kill", "pause", "partition", "member", "failpoint")
+NEMESES = ("kill", "pause", "partition", "member", "failpoint", "eio")
 PARTITIONS = ("isolate", "split", "bridge", "oneway", "loss")
 FAILPOINTS = ("wal-before-write", "wal-after-write", "wal-torn-write", "wal-before-fsync",
               "wal-after-fsync", "wal-before-segment-rename", "mvcc-before-commit",
               "mvcc-after-commit", "snap-before-write", "snap-before-rename", "snap-after-rename",
               "mvcc-before-swap")
 FAILPOINT_EXIT = 86
+FAILED_EXIT = 1  # a member whose storage failed stops serving and exits 1
 NS_PREFIX = "cnm"
 OP_TIMEOUT = 1.5
 
@@ -350,6 +351,10 @@ class Harness:
             rc = m.proc.returncode
             if m.expected_exit:
                 continue
+            if m.failpoint and "error(" in m.failpoint and rc == FAILED_EXIT:
+                self.event("failpoint-stop", member=m.name, failpoint=m.failpoint)
+                m.expected_exit = True
+                continue
             if m.failpoint and rc == FAILPOINT_EXIT:
                 self.event("failpoint-crash", member=m.name, failpoint=m.failpoint)
                 m.expected_exit = True
@@ -503,7 +508,12 @@ class Harness:
             m.start(self.initial_cluster(), "existing")
         return {"target": m.name, "id": "%x" % mid, "stopped_itself": stopped_itself}, heal
 
-    def nem_failpoint(self, rng, sub):
+    def nem_eio(self, rng, sub):
+        """Restart a member with a storage call that fails with EIO: it must stop
+        (exit 1) or carry on correctly, never lose or invent data."""
+        return self.nem_failpoint(rng, sub, action="error(EIO)")
+
+    def nem_failpoint(self, rng, sub, action="crash"):
         m = self.pick_target(rng)
         if m is None:
             return None
@@ -516,7 +526,7 @@ class Harness:
             hits = rng.randint(1, 2)
         else:
             hits = rng.randint(1, 40)
-        spec = "%s=%d*crash" % (name, hits)
+        spec = "%s=%d*%s" % (name, hits, action)
         m.kill()
         if name.startswith("snap") or name == "mvcc-before-swap":
             # a snapshot install needs the member to fall behind the others' logs
@@ -1115,9 +1125,9 @@ def parse_nemeses(spec):
             raise SystemExit("unknown nemesis %r (choose from %s)" % (kind, ", ".join(NEMESES)))
         if sub and kind == "partition" and sub not in PARTITIONS:
             raise SystemExit("unknown partition %r (choose from %s)" % (sub, ", ".join(PARTITIONS)))
-        if sub and kind == "failpoint" and sub not in FAILPOINTS:
+        if sub and kind in ("failpoint", "eio") and sub not in FAILPOINTS:
             raise SystemExit("unknown failpoint %r (choose from %s)" % (sub, ", ".join(FAILPOINTS)))
-        if sub and kind not in ("partition", "failpoint"):
+        if sub and kind not in ("partition", "failpoint", "eio"):
             raise SystemExit("nemesis %s takes no sub-kind" % kind)
         out.append((kind, sub or None))
     if not out:
@@ -1129,7 +1139,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="tests/nemesis/run", description=__doc__.split("\n\n")[0])
     ap.add_argument("--time", type=float, default=60, help="seconds of faults and load (default 60)")
     ap.add_argument("--nemesis", default=",".join(NEMESES),
-                    help="comma-separated: kill, pause, partition[:%s], member, failpoint[:NAME]"
+                    help="comma-separated: kill, pause, partition[:%s], member, failpoint[:NAME], eio[:NAME]"
                          % "|".join(PARTITIONS))
     ap.add_argument("--seed", type=int, default=None, help="seed of the schedule (default: random, printed)")
     ap.add_argument("--members", type=int, default=3)
