@@ -159,3 +159,23 @@ def cluster3(tmp_path_factory):
     c.start()
     yield c
     c.stop()
+
+
+# grpcio 1.51 (Debian's python3-grpcio) can crash in its own threads while the
+# interpreter tears down channels after the last test (seen once in a clean-clone
+# run under load: "81 passed", then SIGSEGV). Once pytest has reported, leave
+# with its exit status and skip that teardown; a failing test still fails.
+_exit_status = {}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _exit_status["code"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    if "code" in _exit_status:
+        import sys
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status["code"])
