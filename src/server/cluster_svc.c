@@ -48,15 +48,19 @@ static bool cluster_needed(member *m, uint64_t id)
 
 static int record_delete(MDB_txn *txn, uint64_t id);
 
+/* A slot whose member has left the configuration, or NULL. */
+static peer_info *reusable_slot(member *m)
+{
+    for (uint32_t i = 0; i < m->n_peers; i++)
+        if (!cluster_needed(m, m->peers[i].id))
+            return &m->peers[i];
+    return NULL;
+}
+
 /* Whether cluster_upsert(id) would find a slot. */
 static bool cluster_has_room(member *m, uint64_t id)
 {
-    if (cluster_find(m, id) || m->n_peers < CONFIG_MAX_MEMBERS)
-        return true;
-    for (uint32_t i = 0; i < m->n_peers; i++)
-        if (!cluster_needed(m, m->peers[i].id))
-            return true;
-    return false;
+    return cluster_find(m, id) || m->n_peers < CONFIG_MAX_MEMBERS || reusable_slot(m);
 }
 
 /* The record of id, created if missing. When the table is full, the slot of a
@@ -71,9 +75,7 @@ static peer_info *cluster_upsert(member *m, uint64_t id, MDB_txn *txn)
     if (p)
         return p;
     if (m->n_peers == CONFIG_MAX_MEMBERS) {
-        for (uint32_t i = 0; i < m->n_peers && !p; i++)
-            if (!cluster_needed(m, m->peers[i].id))
-                p = &m->peers[i];
+        p = reusable_slot(m);
         if (!p)
             return NULL;
         if (txn && record_delete(txn, p->id) != 0)
@@ -464,8 +466,9 @@ static void on_member_add(api_call *call, const uint8_t *msg, size_t len, void *
     if (!cluster_has_room(m, id)) {
         /* members removed moments ago are still being told so by the leader */
         etcdserverpb__member_add_request__free_unpacked(rq, NULL);
-        member_reply_error(call, 9, "etcdserver: too many members (recently removed members are "
-                                    "still leaving; retry in a few seconds)");
+        member_reply_error(call, 9,
+                           "etcdserver: too many members (recently removed members are "
+                           "still leaving; retry in a few seconds)");
         return;
     }
     raft_conf target = *c;

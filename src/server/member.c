@@ -219,24 +219,32 @@ static void raft_error_reply(api_call *call, int rc)
     }
 }
 
-int member_propose_own(member *m, uint8_t kind, const uint8_t *req, size_t len)
+/* Encodes one entry (magic, kind, origin, waiter id, request) and hands it to
+ * the core. waiter_id 0: nobody waits for the answer. */
+static int propose_entry(member *m, uint8_t kind, uint64_t waiter_id, const uint8_t *req,
+                         size_t len)
 {
-    if (m->failed)
-        return RAFT_ESTOPPED;
-    if (len > m->cfg.max_request_bytes)
-        return RAFT_ETOOLARGE;
     uint8_t *buf = malloc(ENTRY_HEADER_LEN + len);
     if (!buf)
         return RAFT_ENOMEM;
     buf[0] = ENTRY_MAGIC;
     buf[1] = kind;
     bytes_put64(buf + 2, m->id);
-    bytes_put64(buf + 10, 0);
+    bytes_put64(buf + 10, waiter_id);
     if (len)
         memcpy(buf + ENTRY_HEADER_LEN, req, len);
     int rc = raft_propose(m->r, buf, (uint32_t)(ENTRY_HEADER_LEN + len));
     free(buf);
     return rc;
+}
+
+int member_propose_own(member *m, uint8_t kind, const uint8_t *req, size_t len)
+{
+    if (m->failed)
+        return RAFT_ESTOPPED;
+    if (len > m->cfg.max_request_bytes)
+        return RAFT_ETOOLARGE;
+    return propose_entry(m, kind, 0, req, len);
 }
 
 static waiter *propose_common(member *m, api_call *call, uint8_t kind, const uint8_t *req,
@@ -260,20 +268,7 @@ static waiter *propose_common(member *m, api_call *call, uint8_t kind, const uin
         return NULL;
     }
     w->streaming = streaming;
-    size_t n = ENTRY_HEADER_LEN + len;
-    uint8_t *buf = malloc(n);
-    if (!buf) {
-        waiter_finish_error(m, w, 8, "etcdserver: too many requests");
-        return NULL;
-    }
-    buf[0] = ENTRY_MAGIC;
-    buf[1] = kind;
-    bytes_put64(buf + 2, m->id);
-    bytes_put64(buf + 10, w->id);
-    if (len)
-        memcpy(buf + ENTRY_HEADER_LEN, req, len);
-    int rc = raft_propose(m->r, buf, (uint32_t)n);
-    free(buf);
+    int rc = propose_entry(m, kind, w->id, req, len);
     if (rc != 0) {
         w->call = NULL;
         api_call_set_ud(call, NULL);

@@ -265,7 +265,6 @@ class Harness:
         self.faults = 0
         self.watchers = []
         self.leases = []  # dicts: id, key, ttl
-        self.expected_exit_codes = {}
 
     # -- bookkeeping
     def elapsed(self):
@@ -747,30 +746,22 @@ class Harness:
             while not deadline_fn(next_rev - 1):
                 i = rng.randrange(self.n)
                 c = self.conn(i)
-                done = threading.Event()
-
-                def reqs(start=next_rev):
-                    yield etcdrpc.WatchRequest(create_request=etcdrpc.WatchCreateRequest(
-                        key=b"\0", range_end=b"\0", start_revision=start))
-                    while not done.wait(0.5):
-                        pass
+                stream, done = watch_all(c, next_rev, rng.uniform(3, 10))
                 w["reconnects"] += 1
                 f.write(json.dumps({"reconnect": self.members[i].name, "from": next_rev,
                                     "t": round(self.elapsed(), 3)}) + "\n")
                 try:
-                    for resp in c.watch.Watch(reqs(), timeout=rng.uniform(3, 10)):
+                    for resp in stream:
                         if resp.compact_revision:
                             self.problem("watcher %d: compacted at %d" % (w["id"], resp.compact_revision))
                             return
                         if resp.canceled:
                             break
                         for ev in resp.events:
-                            rev = ev.kv.mod_revision
-                            item = (rev, ev.kv.key.decode(), int(ev.type),
-                                    None if ev.type else ev.kv.value.decode())
+                            item = event_item(ev)
                             w["events"].append(item)
                             f.write(json.dumps(item) + "\n")
-                            next_rev = rev + 1
+                            next_rev = item[0] + 1
                         if deadline_fn(next_rev - 1):
                             break
                 except grpc.RpcError:
@@ -1002,18 +993,10 @@ class Harness:
             if final <= 1 or (out and out[-1][0] >= final):
                 break
             c = Conn(m.endpoint)
-            done = threading.Event()
-
-            def reqs(start=out[-1][0] + 1 if out else 1):
-                yield etcdrpc.WatchRequest(create_request=etcdrpc.WatchCreateRequest(
-                    key=b"\0", range_end=b"\0", start_revision=start))
-                while not done.wait(0.5):
-                    pass
+            stream, done = watch_all(c, out[-1][0] + 1 if out else 1, 120)
             try:
-                for resp in c.watch.Watch(reqs(), timeout=120):
-                    for ev in resp.events:
-                        out.append((ev.kv.mod_revision, ev.kv.key.decode(), int(ev.type),
-                                    None if ev.type else ev.kv.value.decode()))
+                for resp in stream:
+                    out.extend(event_item(ev) for ev in resp.events)
                     if out and out[-1][0] >= final:
                         break
             except grpc.RpcError as e:
@@ -1067,6 +1050,25 @@ class Harness:
             except Exception:  # noqa: BLE001
                 pass
         self.net.down()
+
+
+def watch_all(c, start, timeout):
+    """A watch of every key from revision start on connection c: the response
+    stream, and the event that ends the request stream (set it when done)."""
+    done = threading.Event()
+
+    def reqs():
+        yield etcdrpc.WatchRequest(create_request=etcdrpc.WatchCreateRequest(
+            key=b"\0", range_end=b"\0", start_revision=start))
+        while not done.wait(0.5):
+            pass
+    return c.watch.Watch(reqs(), timeout=timeout), done
+
+
+def event_item(ev):
+    """(revision, key, type, value) of a watch event; value None for deletes."""
+    return (ev.kv.mod_revision, ev.kv.key.decode(), int(ev.type),
+            None if ev.type else ev.kv.value.decode())
 
 
 def call_retry(endpoint, fn, attempts=5, delay=0.5):
