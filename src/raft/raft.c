@@ -264,7 +264,15 @@ typedef struct progress {
     uint32_t snap_stall;
     bool snap_chunk_out;
     uint64_t snap_heard_at; /* r->now when it last answered a chunk of this transfer */
+    /* an rd.fetches request for it is unanswered: entries from fetch_from */
+    bool fetch_pending;
+    uint64_t fetch_from;
 } progress;
+
+/* Terms of entries dropped from memory: index..(next run's index - 1) have `term`. */
+typedef struct term_run {
+    uint64_t index, term;
+} term_run;
 
 typedef struct held_msg {
     raft_msg m;
@@ -319,6 +327,13 @@ struct raft {
     uint64_t persisted;     /* durable locally */
     uint64_t unstable_from; /* first index not yet handed out for persistence */
     uint64_t uncommitted_bytes;
+    uint64_t mem_bytes; /* entry data held in ents */
+    /* terms of the entries in (snap.index, base_index] that were dropped from memory while
+     * still in the caller's log (cfg.log_mem_bytes) */
+    term_run *runs;
+    uint32_t n_runs, cap_runs;
+    raft_fetch *fetches; /* leader: read-back requests gathered for the next batch */
+    uint32_t n_fetches, cap_fetches;
 
     /* the newest snapshot of the state machine known to this member */
     raft_snapshot_meta snap;
@@ -410,6 +425,22 @@ static const raft_entry *entry_at(const raft *r, uint64_t index)
     return e;
 }
 
+/* Term of an entry dropped from memory but still in the caller's log (0: not known). */
+static uint64_t run_term(const raft *r, uint64_t index)
+{
+    if (r->n_runs == 0 || index < r->runs[0].index || index > r->base_index)
+        return 0;
+    uint32_t lo = 0, hi = r->n_runs; /* the last run starting at or before index */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (r->runs[mid].index <= index)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return r->runs[lo].term;
+}
+
 static uint64_t term_at(const raft *r, uint64_t index)
 {
     if (index == r->base_index)
@@ -417,7 +448,9 @@ static uint64_t term_at(const raft *r, uint64_t index)
     if (index == r->snap.index && r->snap.index != 0)
         return r->snap.term;
     const raft_entry *e = entry_at(r, index);
-    return e ? e->term : 0;
+    if (e)
+        return e->term;
+    return index > r->snap.index ? run_term(r, index) : 0;
 }
 
 static uint64_t last_term(const raft *r)
@@ -437,6 +470,7 @@ static void log_truncate(raft *r, uint64_t from)
     assert(from > r->commit);
     assert(from > r->base_index);
     while (last_index(r) >= from) {
+        r->mem_bytes -= r->ents[r->n_ents - 1].len;
         free_entry(&r->ents[r->n_ents - 1]);
         r->n_ents--;
     }
@@ -459,6 +493,7 @@ static int log_append(raft *r, uint64_t term, uint8_t type, const uint8_t *data,
         memcpy(copy, data, len);
     }
     raft_entry *e = &r->ents[r->n_ents++];
+    r->mem_bytes += len;
     e->term = term;
     e->index = last_index(r);
     e->type = type;
@@ -476,8 +511,10 @@ static void log_compact(raft *r, uint64_t upto)
         upto = last_index(r);
     uint64_t n = upto - r->base_index;
     uint64_t t = term_at(r, upto);
-    for (uint64_t i = 0; i < n; i++)
+    for (uint64_t i = 0; i < n; i++) {
+        r->mem_bytes -= r->ents[i].len;
         free_entry(&r->ents[i]);
+    }
     memmove(r->ents, r->ents + n, (r->n_ents - n) * sizeof(raft_entry));
     r->n_ents -= (uint32_t)n;
     r->base_index = upto;
@@ -489,8 +526,54 @@ static void log_reset(raft *r, uint64_t index, uint64_t term)
     for (uint32_t i = 0; i < r->n_ents; i++)
         free_entry(&r->ents[i]);
     r->n_ents = 0;
+    r->mem_bytes = 0;
+    r->n_runs = 0;
     r->base_index = index;
     r->base_term = term;
+}
+
+/* Past cfg.log_mem_bytes, drops entries that are applied and durable locally from memory,
+ * oldest first, down to half of it (so the memmove is paid once per half a budget). Their
+ * terms are kept in runs; their data is read back from the caller's log (rd.fetches). */
+static void log_trim(raft *r)
+{
+    uint64_t budget = r->cfg.log_mem_bytes;
+    if (budget == 0 || r->mem_bytes <= budget)
+        return;
+    uint64_t limit = r->applied < r->persisted ? r->applied : r->persisted;
+    uint64_t left = r->mem_bytes;
+    uint32_t n = 0;
+    for (; n < r->n_ents && left > budget / 2 && r->ents[n].index <= limit; n++) {
+        raft_entry *e = &r->ents[n];
+        if (r->n_runs == 0 || r->runs[r->n_runs - 1].term != e->term) {
+            term_run run = {.index = e->index, .term = e->term};
+            if (grow((void **)&r->runs, &r->cap_runs, r->n_runs + 1, sizeof(term_run)) != 0)
+                break; /* keep the entry in memory rather than lose its term */
+            r->runs[r->n_runs++] = run;
+        }
+        left -= e->len;
+    }
+    if (n == 0)
+        return;
+    r->base_index = r->ents[n - 1].index;
+    r->base_term = r->ents[n - 1].term;
+    for (uint32_t i = 0; i < n; i++)
+        free_entry(&r->ents[i]);
+    memmove(r->ents, r->ents + n, (r->n_ents - n) * sizeof(raft_entry));
+    r->n_ents -= n;
+    r->mem_bytes = left;
+}
+
+/* Runs wholly at or below the snapshot are of no more use. */
+static void runs_prune(raft *r)
+{
+    uint32_t drop = 0;
+    while (drop + 1 < r->n_runs && r->runs[drop + 1].index <= r->snap.index + 1)
+        drop++;
+    if (r->n_runs > 0 && r->base_index <= r->snap.index)
+        drop = r->n_runs; /* everything dropped from memory is in the snapshot */
+    memmove(r->runs, r->runs + drop, (r->n_runs - drop) * sizeof(term_run));
+    r->n_runs -= drop;
 }
 
 /* The largest index <= index whose term is <= term (etcd's findConflictByTerm). */
@@ -1066,6 +1149,7 @@ static void become_leader(raft *r)
         pr->heard_at = 0;
         pr->sent_commit = 0;
         pr->read_ack = 0;
+        pr->fetch_pending = false;
         pr_inflight_reset(pr);
     }
     /* An empty entry of our own term: committing it commits everything before. */
@@ -1767,6 +1851,8 @@ static bool pr_wants_send(const raft *r, const progress *pr)
 {
     if (pr->id == r->cfg.id)
         return false;
+    if (pr->fetch_pending && pr->state != PR_SNAPSHOT)
+        return false; /* its entries are being read back */
     switch (pr->state) {
     case PR_SNAPSHOT:
         return !pr->snap_chunk_out;
@@ -1780,6 +1866,40 @@ static bool pr_wants_send(const raft *r, const progress *pr)
     return false;
 }
 
+/* How many of ents (at least one, if any) fit in one append message. */
+static uint32_t msg_fill(const raft *r, const raft_entry *ents, uint64_t avail)
+{
+    uint32_t n = 0;
+    uint64_t bytes = 0;
+    while (n < avail) {
+        bytes += ents[n].len;
+        if (n > 0 && bytes > r->cfg.max_msg_bytes)
+            break;
+        n++;
+    }
+    return n;
+}
+
+/* Sends pr the entries after prev (n of them, from ents) and accounts for them. */
+static void send_append(raft *r, progress *pr, uint64_t prev, const raft_entry *ents, uint32_t n)
+{
+    raft_msg m;
+    msg_init(r, &m, RAFT_MSG_APPEND, pr->id);
+    m.log_index = prev;
+    m.log_term = term_at(r, prev);
+    m.commit = r->commit;
+    m.entries = ents;
+    m.n_entries = n;
+    send_now(r, &m);
+    pr->sent_commit = r->commit;
+    if (pr->state == PR_REPLICATE) {
+        pr_inflight_add(r, pr, prev + n);
+        pr->next = prev + n + 1;
+    } else {
+        pr->probe_sent = true;
+    }
+}
+
 static void send_appends(raft *r, progress *pr)
 {
     while (pr_wants_send(r, pr)) {
@@ -1788,6 +1908,17 @@ static void send_appends(raft *r, progress *pr)
             return;
         }
         uint64_t prev = pr->next - 1;
+        if (pr->next <= r->base_index && pr->next > r->snap.index) {
+            /* dropped from memory, still in the caller's log: ask for it */
+            raft_fetch f = {.to = pr->id, .from = pr->next, .max_bytes = r->cfg.max_msg_bytes};
+            if (grow((void **)&r->fetches, &r->cap_fetches, r->n_fetches + 1, sizeof(raft_fetch)) !=
+                0)
+                return;
+            r->fetches[r->n_fetches++] = f;
+            pr->fetch_pending = true;
+            pr->fetch_from = pr->next;
+            return;
+        }
         if (prev < r->base_index || (prev > 0 && term_at(r, prev) == 0)) {
             /* what it needs was compacted: send the snapshot */
             if (r->snap.index == 0)
@@ -1795,33 +1926,38 @@ static void send_appends(raft *r, progress *pr)
             pr_become_snapshot(r, pr);
             continue;
         }
-        raft_msg m;
-        msg_init(r, &m, RAFT_MSG_APPEND, pr->id);
-        m.log_index = prev;
-        m.log_term = term_at(r, prev);
-        m.commit = r->commit;
         uint32_t n = 0;
+        const raft_entry *ents = NULL;
         if (pr->next <= last_index(r)) {
-            m.entries = entry_at(r, pr->next);
-            uint64_t bytes = 0;
-            uint64_t avail = last_index(r) - pr->next + 1;
-            while (n < avail) {
-                bytes += m.entries[n].len;
-                if (n > 0 && bytes > r->cfg.max_msg_bytes)
-                    break;
-                n++;
-            }
+            ents = entry_at(r, pr->next);
+            n = msg_fill(r, ents, last_index(r) - pr->next + 1);
         }
-        m.n_entries = n;
-        send_now(r, &m);
-        pr->sent_commit = r->commit;
-        if (pr->state == PR_REPLICATE) {
-            pr_inflight_add(r, pr, prev + n);
-            pr->next = prev + n + 1;
-        } else {
-            pr->probe_sent = true;
-        }
+        send_append(r, pr, prev, ents, n);
     }
+}
+
+int raft_fetched(raft *r, raft_id to, uint64_t from, const raft_entry *ents, uint32_t n)
+{
+    assert(!r->in_ready);
+    progress *pr = r->role == RAFT_LEADER ? pr_get(r, to) : NULL;
+    if (!pr || !pr->fetch_pending || pr->fetch_from != from)
+        return 0; /* stale */
+    pr->fetch_pending = false;
+    if (n == 0 || pr->next != from || pr->state == PR_SNAPSHOT ||
+        (pr->state == PR_PROBE && pr->probe_sent) ||
+        (pr->state == PR_REPLICATE && pr->inflight_count >= r->cfg.max_inflight_msgs))
+        return 0; /* the next flush asks again, or sends a snapshot */
+    for (uint32_t i = 0; i < n; i++) {
+        if (ents[i].index != from + i || ents[i].term != term_at(r, from + i) ||
+            (ents[i].len > 0 && !ents[i].data))
+            return RAFT_EINVAL;
+    }
+    uint32_t k = msg_fill(r, ents, n);
+    raft_entry *copy = scratch_entries(r, ents, k);
+    if (!copy)
+        return RAFT_ENOMEM;
+    send_append(r, pr, from - 1, copy, k);
+    return 0;
 }
 
 /* Every heartbeat broadcast is a new read round: an answer to it proves we
@@ -2043,7 +2179,7 @@ void raft_campaign(raft *r)
 int raft_snapshot_taken(raft *r, uint64_t index, uint64_t size)
 {
     assert(!r->in_ready);
-    if (index > r->applied || index < r->snap.index || index < r->base_index)
+    if (index > r->applied || index < r->snap.index || (index > 0 && term_at(r, index) == 0))
         return RAFT_EINVAL;
     raft_snapshot_meta s = {.index = index, .term = term_at(r, index), .size = size};
     s.conf = *conf_at(r, index);
@@ -2055,6 +2191,7 @@ int raft_snapshot_taken(raft *r, uint64_t index, uint64_t size)
     r->n_hist = keep;
     uint64_t upto = index > r->cfg.trailing_entries ? index - r->cfg.trailing_entries : 0;
     log_compact(r, upto);
+    runs_prune(r);
     return 0;
 }
 
@@ -2091,7 +2228,8 @@ bool raft_has_ready(const raft *r)
     if (!hs_equal(&hs, &r->reported_hs) || r->unstable_from <= last_index(r) || r->have_chunk ||
         r->install_pending || r->n_out > 0 || r->n_pend_held > 0 || r->n_ready_reads > 0 ||
         r->n_failed_reads > 0 || r->lead != r->reported_lead ||
-        r->conf_version != r->reported_conf_version || r->applied < apply_limit(r))
+        r->conf_version != r->reported_conf_version || r->applied < apply_limit(r) ||
+        r->n_fetches > 0)
         return true;
     return r->role == RAFT_LEADER && leader_flush_needed(r);
 }
@@ -2157,6 +2295,8 @@ void raft_ready(raft *r, struct raft_ready *rd)
         rd->committed = entry_at(r, r->applied + 1);
         rd->n_committed = (uint32_t)(lim - r->applied);
     }
+    rd->fetches = r->fetches;
+    rd->n_fetches = r->n_fetches;
     rd->reads = r->ready_reads;
     rd->n_reads = r->n_ready_reads;
     rd->failed_reads = r->failed_reads;
@@ -2196,6 +2336,8 @@ void raft_advance(raft *r, const struct raft_ready *rd)
     for (uint32_t i = 0; i < r->n_scratch; i++)
         free(r->scratch[i]);
     r->n_scratch = 0;
+    r->n_fetches = 0;
+    log_trim(r);
 }
 
 void raft_persisted(raft *r, uint64_t seq)
@@ -2361,6 +2503,8 @@ void raft_free(raft *r)
     for (uint32_t i = 0; i < r->n_scratch; i++)
         free(r->scratch[i]);
     free(r->scratch);
+    free(r->runs);
+    free(r->fetches);
     free(r->hist);
     free(r->out);
     free(r->held);

@@ -156,7 +156,12 @@ typedef struct raft_config {
     uint64_t snapshot_entries;      /* want a snapshot every this many applied entries (0: never) */
     uint64_t trailing_entries;      /* entries kept after compaction for slow followers */
     uint32_t snapshot_chunk_bytes;  /* InstallSnapshot chunk size */
-    uint32_t bugs;                  /* enum raft_bug mask; ignored unless CORD_RAFT_BUGS */
+    /* Bytes of entry data the core may hold in memory (0: no bound, the log stays in memory
+     * until a snapshot compacts it). Past it, entries that are applied and durable locally
+     * are dropped from memory, oldest first, down to half of it; a follower that needs them
+     * is served with rd.fetches (the caller reads them back from its log). */
+    uint64_t log_mem_bytes;
+    uint32_t bugs; /* enum raft_bug mask; ignored unless CORD_RAFT_BUGS */
 } raft_config;
 
 /* Fills c with defaults (election 10 ticks, heartbeat 1, pre_vote and
@@ -219,6 +224,16 @@ typedef struct raft_snapshot_meta {
     raft_conf conf;
 } raft_snapshot_meta;
 
+/* Leader: read the log from `from` on (entries held only by the caller's durable log, no
+ * longer in the core's memory) for follower `to`, up to about max_bytes of data, and hand
+ * them to raft_fetched(). `from` is one below the first entry the follower needs when that
+ * entry's predecessor is also only on disk, so that its term travels with it. */
+typedef struct raft_fetch {
+    raft_id to;
+    uint64_t from;
+    uint64_t max_bytes;
+} raft_fetch;
+
 /* The batch. (A struct tag only: raft_ready() is the function that fills it.) */
 struct raft_ready {
     uint64_t seq; /* pass to raft_persisted() once this batch is durable */
@@ -252,6 +267,11 @@ struct raft_ready {
      * answer these with an error. */
     const uint64_t *failed_reads;
     uint32_t n_failed_reads;
+
+    /* Leader: entries to read back from the durable log, each answered with raft_fetched()
+     * (also when the read fails: with none) after raft_advance. */
+    const raft_fetch *fetches;
+    uint32_t n_fetches;
 
     bool want_snapshot; /* applied is >= snapshot_entries past the last snapshot */
     bool leader_changed;
@@ -328,6 +348,12 @@ void raft_campaign(raft *r);
 /* The caller took a snapshot of its state machine at `index` (<= applied),
  * `size` bytes long. The core compacts its log. Returns 0 or RAFT_EINVAL. */
 int raft_snapshot_taken(raft *r, uint64_t index, uint64_t size);
+
+/* The answer to an rd.fetches request (`to`, `from` as asked): the entries read, in order
+ * from `from`, or n = 0 when they could not be read. The core copies what it sends; stale
+ * answers (the follower moved on, leadership changed) are ignored. Returns 0, or RAFT_EINVAL
+ * when the entries are not the log's (wrong index or term): nothing is sent then. */
+int raft_fetched(raft *r, raft_id to, uint64_t from, const raft_entry *ents, uint32_t n);
 
 /* The follower's transport could not deliver to `to` (connection refused
  * etc.): the leader slows down to probing that follower. */

@@ -42,6 +42,7 @@
 #define SIM_MS             1000ull
 #define SIM_SEC            1000000ull
 #define SIM_MAX_EVENTS     20000000ull  /* per seed: a runaway guard */
+#define SIM_MAX_FETCHES    64           /* read-backs in one batch (one per follower) */
 #define SIM_MAX_MSGS_PER_S 200000u      /* a storm: 20x anything a healthy cluster sends */
 #define SIM_DRIVE_LIMIT    10000u       /* ready batches per drive: a runaway guard */
 #define SIM_MAX_TERM       (1ull << 22) /* terms tracked by the one-leader check */
@@ -320,6 +321,8 @@ typedef struct sim_profile {
     uint32_t tick_jitter_us; /* each tick lasts SIM_TICK_US +- this (clock drift) */
     uint32_t max_inflight, max_msg_bytes;
     uint64_t snapshot_entries, trailing_entries;
+    uint64_t log_mem_bytes;  /* the core's in-memory log bound (0: none) */
+    uint32_t fetch_fail_ppm; /* read-backs answered "could not read" */
     uint32_t chunk_bytes;
     /* network */
     uint32_t delay_min_us, delay_max_us;

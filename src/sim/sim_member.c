@@ -70,6 +70,7 @@ bool sim_member_start(sim *s, sim_member *mb)
     cfg.max_msg_bytes = p->max_msg_bytes;
     cfg.snapshot_entries = p->snapshot_entries;
     cfg.trailing_entries = p->trailing_entries;
+    cfg.log_mem_bytes = p->log_mem_bytes;
     cfg.snapshot_chunk_bytes = p->chunk_bytes;
     cfg.bugs = s->opt.bugs;
 
@@ -408,6 +409,32 @@ static bool process_ready(sim *s, sim_member *mb, const struct raft_ready *rd, u
     return persisting;
 }
 
+/* The leader's read-back of entries it dropped from memory: from the durable log only (what
+ * a real member's WAL read returns), sometimes "could not read". */
+static void answer_fetch(sim *s, sim_member *mb, const raft_fetch *f)
+{
+    const sim_log *l = &mb->disk.log;
+    uint64_t first = mb->disk.snap.index + 1;
+    uint32_t n = 0;
+    const raft_entry *ents = NULL;
+    if (f->from >= first && f->from < first + l->n &&
+        !(s->prof.fetch_fail_ppm && sim_rng_chance(&s->rng, s->prof.fetch_fail_ppm))) {
+        ents = &l->e[f->from - first];
+        uint64_t avail = first + l->n - f->from, bytes = 0;
+        while (n < avail && (n == 0 || bytes + ents[n].len <= f->max_bytes)) {
+            bytes += ents[n].len;
+            n++;
+        }
+    }
+    sim_trace(s, "fetch", mb->slot, f->to, f->from, n);
+    int rc = raft_fetched(mb->r, f->to, f->from, ents, n);
+    if (rc != 0)
+        sim_fail(s, "fetch",
+                 "member %llu: its durable log from index %llu (%u entries) was refused by the "
+                 "core: %s",
+                 (unsigned long long)mb->id, (unsigned long long)f->from, n, raft_strerror(rc));
+}
+
 void sim_member_drive(sim *s, sim_member *mb)
 {
     for (uint32_t iter = 0;; iter++) {
@@ -425,9 +452,19 @@ void sim_member_drive(sim *s, sim_member *mb)
         uint64_t from = rd.n_entries ? rd.entries[0].index : 0;
         uint64_t to = rd.n_entries ? rd.entries[rd.n_entries - 1].index : 0;
         bool want_snapshot = rd.want_snapshot;
+        raft_fetch fetches[SIM_MAX_FETCHES];
+        uint32_t n_fetches = rd.n_fetches < SIM_MAX_FETCHES ? rd.n_fetches : SIM_MAX_FETCHES;
+        if (rd.n_fetches > SIM_MAX_FETCHES) {
+            sim_fail(s, "fetch", "member %llu asked for %u read-backs in one batch",
+                     (unsigned long long)mb->id, rd.n_fetches);
+            return;
+        }
+        memcpy(fetches, rd.fetches, n_fetches * sizeof(raft_fetch));
         raft_advance(mb->r, &rd);
         if (s->failed)
             return;
+        for (uint32_t i = 0; i < n_fetches && !s->failed; i++)
+            answer_fetch(s, mb, &fetches[i]);
         if (!persisting) {
             if (mb->disk.n_pend == 0)
                 raft_persisted(mb->r, rd.seq);

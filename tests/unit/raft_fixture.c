@@ -214,6 +214,7 @@ static void node_init(fx *f, raft_id id, bool founding)
     n->founding = founding;
     n->auto_persist = true;
     n->auto_snapshot = true;
+    n->auto_fetch = true;
     n->snap_size = 200;
     n->cfg = f->tmpl;
     n->cfg.id = id;
@@ -295,6 +296,7 @@ static void node_free(fx_node *n)
     free(n->batches);
     free(n->reads);
     free(n->failed_reads);
+    free(n->fetches);
     for (size_t i = 0; i < n->n_applied; i++)
         free(n->applied[i].data);
     free(n->applied);
@@ -436,6 +438,26 @@ static void sm_install(fx *f, fx_node *n, const raft_snapshot_meta *meta, const 
     n->sm_hash = hash;
     n->sm_conf = meta->conf;
     n->snapshots_installed++;
+}
+
+void fx_answer_fetches(fx *f, raft_id id)
+{
+    fx_node *n = fx_node_of(f, id);
+    for (size_t k = 0; k < n->n_fetches; k++) {
+        const raft_fetch *q = &n->fetches[k];
+        const raft_entry *first = fx_log_get(&n->dlog, q->from);
+        uint32_t cnt = 0;
+        uint64_t bytes = 0;
+        while (first && q->from + cnt <= fx_log_last(&n->dlog) &&
+               (cnt == 0 || bytes + first[cnt].len <= q->max_bytes)) {
+            bytes += first[cnt].len;
+            cnt++;
+        }
+        assert_int_equal(raft_fetched(n->r, q->to, q->from, first, cnt), 0);
+        if (cnt > 0)
+            n->fetches_answered++;
+    }
+    n->n_fetches = 0;
 }
 
 /* ------------------------------------------------------------- tracing */
@@ -736,6 +758,8 @@ bool fx_ready(fx *f, raft_id id)
         }
     }
     bool want_snapshot = rd.want_snapshot;
+    for (uint32_t i = 0; i < rd.n_fetches; i++)
+        FX_PUSH(n->fetches, n->n_fetches, n->cap_fetches, rd.fetches[i]);
 
     raft_advance(n->r, &rd);
 
@@ -756,6 +780,8 @@ bool fx_ready(fx *f, raft_id id)
         fx_persist(f, id);
     if (want_snapshot && n->auto_snapshot)
         fx_take_snapshot(f, id);
+    if (n->auto_fetch)
+        fx_answer_fetches(f, id);
     check_leader(f, n);
     return true;
 }
@@ -903,6 +929,7 @@ void fx_crash(fx *f, raft_id id)
     for (size_t i = 0; i < n->n_pending; i++)
         batch_free(&n->pending[i]);
     n->n_pending = 0;
+    n->n_fetches = 0; /* asked by the core that just died */
     log_copy(&n->wlog, &n->dlog);
     n->recv_index = 0;
     if (n->recv_have)

@@ -130,9 +130,13 @@ typedef struct fx_node {
     raft *r;
     raft_config cfg;
     bool exists, up, founding;
-    bool auto_persist;  /* raft_persisted right after each raft_advance (default) */
-    bool auto_snapshot; /* take a snapshot when rd.want_snapshot (default) */
-    uint64_t snap_size; /* bytes of each state-machine snapshot */
+    bool auto_persist;   /* raft_persisted right after each raft_advance (default) */
+    bool auto_snapshot;  /* take a snapshot when rd.want_snapshot (default) */
+    bool auto_fetch;     /* answer rd.fetches from the durable log after each batch (default) */
+    raft_fetch *fetches; /* rd.fetches not yet answered, oldest first */
+    size_t n_fetches, cap_fetches;
+    uint64_t fetches_answered; /* with entries */
+    uint64_t snap_size;        /* bytes of each state-machine snapshot */
 
     /* disk */
     raft_hard_state dhs; /* durable hard state */
@@ -251,6 +255,9 @@ size_t fx_pending_batches(fx *f, raft_id id);
 /* raft_campaign(id), stabilize, and require that id leads. */
 void fx_elect(fx *f, raft_id id);
 
+/* Answers every unanswered rd.fetches request of `id` from its durable log (what a WAL read
+ * returns): entries from the asked index, up to the asked bytes (at least one). */
+void fx_answer_fetches(fx *f, raft_id id);
 /* Takes a snapshot of `id`'s state machine at its applied index now. */
 void fx_take_snapshot(fx *f, raft_id id);
 

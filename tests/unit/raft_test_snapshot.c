@@ -315,12 +315,150 @@ static void test_new_member_bootstraps_from_snapshot(void **state)
     fx_free(f);
 }
 
+/* A core with a small log_mem_bytes: the log in memory stays bounded, and a follower that
+ * fell behind is brought up to date from the leader's durable log (rd.fetches), not with a
+ * snapshot, as long as no snapshot covers what it needs. */
+static raft_config mem_config(void)
+{
+    raft_config c = fx_config();
+    c.snapshot_entries = 0; /* never: every old entry stays in the durable log */
+    c.log_mem_bytes = 16;
+    c.max_msg_bytes = 8; /* several read-backs per catch-up */
+    return c;
+}
+
+static size_t count_fetch_from(const fx_node *n, uint64_t from)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n->n_fetches; i++)
+        k += n->fetches[i].from == from;
+    return k;
+}
+
+static void test_log_memory_bound_and_read_back(void **state)
+{
+    (void)state;
+    raft_config c = mem_config();
+    fx *f = fx_new(3, &c);
+    fx_elect(f, 1);
+    fx_isolate(f, 3);
+    propose_n(f, 1, 40, "mem");
+    fx_tick(f, 0, 1);
+    raft_status st = fx_status(f, 1);
+    assert_int_equal(st.snapshot_index, 0);
+    assert_true(st.first_index > IDX(30)); /* applied entries left memory */
+    /* 16 bytes, trimmed to 8 at most when more comes: a handful of 3-byte entries */
+    assert_true(st.last_index - st.first_index + 1 <= 6);
+    /* terms of the dropped entries are still known */
+    assert_int_equal(raft_log_term(fx_raft(f, 1), IDX(5)), TERM(1));
+    size_t mark = fx_mark(f);
+    fx_heal(f);
+    fx_tick(f, 0, 10);
+    fx_node *n1 = fx_node_of(f, 1), *n3 = fx_node_of(f, 3);
+    assert_int_equal(fx_commit(f, 3), fx_commit(f, 1));
+    assert_int_equal(n3->sm_hash, n1->sm_hash);
+    assert_int_equal(n3->snapshots_installed, 0);
+    assert_int_equal(fx_count(f, mark, (fx_match){.type = RAFT_MSG_SNAPSHOT}), 0);
+    assert_true(n1->fetches_answered >= 5); /* 40 entries, 8 bytes a message */
+    /* the follower keeps its memory bounded too */
+    st = fx_status(f, 3);
+    assert_true(st.last_index - st.first_index + 1 <= 6);
+    fx_free(f);
+}
+
+static void test_read_back_answers_are_checked(void **state)
+{
+    (void)state;
+    raft_config c = mem_config();
+    fx *f = fx_new(3, &c);
+    fx_elect(f, 1);
+    fx_node *n1 = fx_node_of(f, 1), *n3 = fx_node_of(f, 3);
+    n1->auto_fetch = false;
+    fx_isolate(f, 3);
+    propose_n(f, 1, 20, "chk");
+    fx_tick(f, 0, 1);
+    fx_heal(f);
+    fx_tick(f, 0, 3);
+    assert_true(n1->n_fetches >= 1);
+    raft_fetch q = n1->fetches[0];
+    assert_int_equal(q.to, 3);
+    assert_true(q.from <= IDX(5));
+    n1->n_fetches = 0;
+    const raft_entry *good = fx_log_get(&n1->dlog, q.from);
+    assert_non_null(good);
+    /* a wrong term (a log that is not the leader's) is refused and nothing is sent */
+    raft_entry bad = *good;
+    bad.term = good->term + 7;
+    size_t mark = fx_mark(f);
+    assert_int_equal(raft_fetched(n1->r, q.to, q.from, &bad, 1), RAFT_EINVAL);
+    fx_ready_all(f);
+    assert_int_equal(fx_count(f, mark, (fx_match){.type = RAFT_MSG_APPEND, .to = 3}), 0);
+    /* a gap (wrong index) too */
+    /* (the refusal answered the request; ask again by ticking, as a heartbeat makes it) */
+    fx_tick(f, 0, 2);
+    assert_true(count_fetch_from(n1, q.from) >= 1);
+    n1->n_fetches = 0;
+    raft_entry gap = *good;
+    gap.index = q.from + 1;
+    assert_int_equal(raft_fetched(n1->r, q.to, q.from, &gap, 1), RAFT_EINVAL);
+    /* "could not read" is an answer: asked again later */
+    fx_tick(f, 0, 2);
+    assert_true(count_fetch_from(n1, q.from) >= 1);
+    n1->n_fetches = 0;
+    assert_int_equal(raft_fetched(n1->r, q.to, q.from, NULL, 0), 0);
+    /* answers nobody asked for (another from, another member) are ignored */
+    assert_int_equal(raft_fetched(n1->r, q.to, q.from + 3, good, 1), 0);
+    assert_int_equal(raft_fetched(n1->r, 2, q.from, good, 1), 0);
+    /* answering from the durable log brings it up to date */
+    n1->auto_fetch = true;
+    fx_tick(f, 0, 10);
+    assert_int_equal(fx_commit(f, 3), fx_commit(f, 1));
+    assert_int_equal(n3->sm_hash, n1->sm_hash);
+    assert_int_equal(n3->snapshots_installed, 0);
+    fx_free(f);
+}
+
+static void test_read_back_then_snapshot_when_compacted(void **state)
+{
+    (void)state;
+    raft_config c = mem_config();
+    fx *f = fx_new(3, &c);
+    fx_elect(f, 1);
+    fx_isolate(f, 3);
+    propose_n(f, 1, 30, "cmp");
+    fx_tick(f, 0, 1);
+    /* a snapshot at the applied index now covers what 3 needs: it gets the snapshot */
+    fx_take_snapshot(f, 1);
+    raft_status st = fx_status(f, 1);
+    assert_true(st.snapshot_index >= IDX(30));
+    fx_heal(f);
+    fx_tick(f, 0, 10);
+    fx_node *n3 = fx_node_of(f, 3);
+    assert_int_equal(n3->snapshots_installed, 1);
+    assert_int_equal(fx_commit(f, 3), fx_commit(f, 1));
+    assert_int_equal(n3->sm_hash, fx_node_of(f, 1)->sm_hash);
+    /* and a crash of the leader: it restarts from its durable log, all in memory, then bounded */
+    fx_crash(f, 1);
+    fx_restart(f, 1);
+    fx_tick(f, 0, 30);
+    raft_id lead = fx_agreed_leader(f);
+    assert_true(lead != 0);
+    propose_n(f, lead, 10, "after");
+    fx_tick(f, 0, 5);
+    for (raft_id id = 1; id <= 3; id++)
+        assert_int_equal(fx_commit(f, id), fx_commit(f, lead));
+    fx_free(f);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_snapshot_request_and_compaction),
     cmocka_unit_test(test_snapshot_sent_in_chunks),
     cmocka_unit_test(test_lost_snapshot_chunk_is_resent),
     cmocka_unit_test(test_snapshot_ack_waits_for_persistence),
     cmocka_unit_test(test_new_member_bootstraps_from_snapshot),
+    cmocka_unit_test(test_log_memory_bound_and_read_back),
+    cmocka_unit_test(test_read_back_answers_are_checked),
+    cmocka_unit_test(test_read_back_then_snapshot_when_compacted),
 };
 
 RAFT_TEST_GROUP(raft_snapshot_group, "snapshot", tests);
