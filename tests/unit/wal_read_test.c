@@ -2,6 +2,7 @@
  * across segments, limits, truncation, snapshot markers, durability bound,
  * reopen, release, damage, and a randomized comparison with a model. */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -382,6 +383,42 @@ static void test_read_damaged_record(void **state)
     wal_close(w);
 }
 
+static void *sync_worker(void *p)
+{
+    (void)wal_sync_do(p);
+    return NULL;
+}
+
+/* wal_sync_do on another thread (segments rolling) while the owner reads. */
+static void test_read_during_worker_sync(void **state)
+{
+    (void)state;
+    cord_error err;
+    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    uint64_t durable = 0;
+    for (uint64_t round = 0; round < 40; round++) {
+        uint64_t first = durable + 1;
+        assert_int_equal(wt_append(w, first, first + 29, 1, &err), WAL_OK);
+        assert_int_equal(wal_sync_begin(w, &err), WAL_OK);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, sync_worker, w), 0);
+        for (int k = 0; k < 5; k++) {
+            if (durable > 0) {
+                check_read(w, 1 + (uint64_t)k * durable / 5, durable, UINT64_MAX, UINT32_MAX);
+            } else {
+                expect_read_error(w, 1, WAL_EINVAL, "not durable");
+            }
+        }
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(wal_sync_end(w, NULL, &err), WAL_OK);
+        model_set(first, first + 29, 1);
+        durable = first + 29;
+        check_read(w, 1, durable, UINT64_MAX, UINT32_MAX);
+    }
+    assert_true(wal_segment_count(w) >= 10);
+    wal_close(w);
+}
+
 /* ---------- randomized: appends, truncations, markers, installs, syncs, reopen ---------- */
 
 static uint64_t rng_state = 88172645463325252ull;
@@ -507,6 +544,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_install_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_after_release_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_damaged_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_during_worker_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_random, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
