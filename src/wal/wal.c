@@ -68,6 +68,20 @@ struct wal_rewind {
     uint64_t target;
 };
 
+/* Where the latest record of one entry is: segment (low 32 bits of its seq;
+ * the live segments are fewer than 2^32 and consecutive) and byte offset. 12 bytes. */
+struct wal_pos {
+    uint32_t seq;
+    uint32_t off_lo;
+    uint32_t off_hi;
+};
+
+/* Owner side's copy of a segment's name, for wal_read (w->segs belongs to the sync side). */
+struct wal_rseg {
+    uint64_t seq;
+    uint64_t first_index;
+};
+
 struct wal_log_state {
     raft_hard_state hs;
     uint64_t snap_index;
@@ -101,6 +115,23 @@ struct wal {
     size_t nrewinds;
     size_t rewinds_cap;
 
+    /* Positions of the durable entries (wal_read): entry pos_first + k is at
+     * pos[pos_head + k] for k < pos_n; they are (durable snapshot, durable last]. */
+    struct wal_pos *pos;
+    size_t pos_head;
+    size_t pos_n;
+    size_t pos_cap;
+    uint64_t pos_first;
+    uint64_t fill_entries;   /* entry records in fill (positions not yet known) */
+    uint64_t flight_entries; /* entry records in flight */
+    uint64_t fill_floor;     /* lowest index rewritten by fill (UINT64_MAX: none) */
+    uint64_t flight_floor;   /* the same for flight */
+    struct wal_rseg *rsegs;  /* the segments, mirrored at open, sync_end, release */
+    size_t nrsegs;
+    size_t rsegs_cap;
+    uint8_t *rbuf; /* wal_read's read window */
+    size_t rbuf_cap;
+
     /* Hand-over between begin, do and end. */
     int in_flight;
     struct wal_buf flight;
@@ -108,6 +139,8 @@ struct wal {
     struct wal_log_state flight_state;
     int flight_rc;
     cord_error flight_err;
+    uint64_t flight_seq; /* segment the batch went to (set by wal_sync_do) */
+    uint64_t flight_off; /* and its offset there */
 };
 
 /* ---------- encoding ---------- */
@@ -378,6 +411,124 @@ static int scan_for_valid(struct seg_reader *r, uint64_t from, uint64_t *found_o
     return 0;
 }
 
+/* ---------- entry positions (for wal_read) ---------- */
+
+/* Make room for `extra` more positions after the current ones. */
+static int pos_reserve(wal *w, uint64_t extra, cord_error *err)
+{
+    uint64_t need = (uint64_t)w->pos_n + extra;
+    if (w->pos_head + need <= w->pos_cap) {
+        return WAL_OK;
+    }
+    if (w->pos_head > 0) {
+        memmove(w->pos, w->pos + w->pos_head, w->pos_n * sizeof w->pos[0]);
+        w->pos_head = 0;
+        if (need <= w->pos_cap) {
+            return WAL_OK;
+        }
+    }
+    uint64_t cap = w->pos_cap > 0 ? w->pos_cap : 1024;
+    while (cap < need) {
+        cap *= 2;
+    }
+    if (cap > SIZE_MAX / sizeof w->pos[0]) {
+        return cord_error_set(err, WAL_ENOMEM, ENOMEM, "wal: position table of %" PRIu64 " entries",
+                              cap);
+    }
+    struct wal_pos *p = realloc(w->pos, (size_t)cap * sizeof *p);
+    if (p == NULL) {
+        return cord_error_set(err, WAL_ENOMEM, ENOMEM, "wal: position table of %" PRIu64 " entries",
+                              cap);
+    }
+    w->pos = p;
+    w->pos_cap = (size_t)cap;
+    return WAL_OK;
+}
+
+/* An entry record for `index` at (seq, off): it replaces entries >= index. */
+static int pos_entry(wal *w, uint64_t index, uint64_t seq, uint64_t off, cord_error *err)
+{
+    if (index < w->pos_first) {
+        w->pos_head = 0;
+        w->pos_n = 0;
+        w->pos_first = index;
+    } else if (index - w->pos_first < w->pos_n) {
+        w->pos_n = (size_t)(index - w->pos_first);
+    }
+    assert(index == w->pos_first + w->pos_n);
+    int rc = pos_reserve(w, 1, err);
+    if (rc != WAL_OK) {
+        return rc;
+    }
+    w->pos[w->pos_head + w->pos_n++] = (struct wal_pos){
+        .seq = (uint32_t)seq, .off_lo = (uint32_t)off, .off_hi = (uint32_t)(off >> 32)};
+    return WAL_OK;
+}
+
+/* A snapshot marker at `index`: entries <= index are gone (all of them if installed). */
+static void pos_marker(wal *w, uint64_t index, int install)
+{
+    if (!install && index + 1 <= w->pos_first) {
+        return;
+    }
+    if (install || index + 1 - w->pos_first >= w->pos_n) {
+        w->pos_head = 0;
+        w->pos_n = 0;
+    } else {
+        size_t k = (size_t)(index + 1 - w->pos_first);
+        w->pos_head += k;
+        w->pos_n -= k;
+    }
+    w->pos_first = index + 1;
+}
+
+static int rsegs_reserve(wal *w, size_t n, cord_error *err)
+{
+    if (n <= w->rsegs_cap) {
+        return WAL_OK;
+    }
+    size_t cap = w->rsegs_cap > 0 ? w->rsegs_cap * 2 : 16;
+    while (cap < n) {
+        cap *= 2;
+    }
+    struct wal_rseg *p = realloc(w->rsegs, cap * sizeof *p);
+    if (p == NULL) {
+        return cord_error_set(err, WAL_ENOMEM, ENOMEM, "wal: segment names");
+    }
+    w->rsegs = p;
+    w->rsegs_cap = cap;
+    return WAL_OK;
+}
+
+/* Copy the sync side's segments newer than the mirror's last (no sync in flight). */
+static int rsegs_mirror(wal *w, cord_error *err)
+{
+    for (size_t i = 0; i < w->nsegs; i++) {
+        if (w->nrsegs > 0 && w->segs[i].seq <= w->rsegs[w->nrsegs - 1].seq) {
+            continue;
+        }
+        int rc = rsegs_reserve(w, w->nrsegs + 1, err);
+        if (rc != WAL_OK) {
+            return rc;
+        }
+        w->rsegs[w->nrsegs++] =
+            (struct wal_rseg){.seq = w->segs[i].seq, .first_index = w->segs[i].first_index};
+    }
+    return WAL_OK;
+}
+
+/* Before buffering anything: room for the positions of every entry not yet
+ * synced plus `n`, and for the segment names up to two syncs may add (the
+ * one in flight and the next), so that wal_sync_end never allocates. */
+static int read_reserve(wal *w, uint64_t n, cord_error *err)
+{
+    int rc = pos_reserve(w, w->fill_entries + w->flight_entries + n, err);
+    if (rc != WAL_OK) {
+        return rc;
+    }
+    return rsegs_reserve(w, w->nrsegs + 2, err);
+}
+
 /* ---------- pass 1: check every record, build the state ---------- */
 
 struct scan {
@@ -452,6 +603,9 @@ static int scan_record(wal *w, struct scan *sc, size_t ordinal, struct wal_segme
             st->last_index = first - 1;
             st->last_term = st->last_index == st->snap_index ? st->snap_term : 0;
             sc->known_from = first;
+            w->pos_head = 0;
+            w->pos_n = 0;
+            w->pos_first = first;
         } else if (first != st->last_index + 1 || h.hs.term != st->hs.term ||
                    h.hs.vote != st->hs.vote || h.hs.commit != st->hs.commit ||
                    h.snap_index != st->snap_index || h.snap_term != st->snap_term) {
@@ -487,6 +641,10 @@ static int scan_record(wal *w, struct scan *sc, size_t ordinal, struct wal_segme
                 return rc;
             }
         }
+        int prc = pos_entry(w, index, seg->seq, off, err);
+        if (prc != WAL_OK) {
+            return prc;
+        }
         st->last_index = index;
         st->last_term = term;
         if (index < sc->known_from) {
@@ -520,6 +678,7 @@ static int scan_record(wal *w, struct scan *sc, size_t ordinal, struct wal_segme
         } else if (index == st->last_index) {
             st->last_term = term;
         }
+        pos_marker(w, index, install);
         st->snap_index = index;
         st->snap_term = term;
         return WAL_OK;
@@ -820,6 +979,13 @@ static int wal_scan_all(wal *w, struct wal_log_state *st, wal_open_info *info, c
                             w->dir, sc.st.snap_index + 1, sc.known_from - 1, w->segs[0].seq);
         goto cleanup;
     }
+    if (w->pos_first != sc.st.snap_index + 1 || w->pos_n != sc.st.last_index - sc.st.snap_index) {
+        rc = cord_error_set(err, WAL_ECORRUPT, 0,
+                            "wal: %s: positions of entries (%" PRIu64 ", %" PRIu64
+                            "] are incomplete",
+                            w->dir, sc.st.snap_index, sc.st.last_index);
+        goto cleanup;
+    }
     rc = open_tail(w, need_repair, info, err);
     if (rc != WAL_OK) {
         goto cleanup;
@@ -919,6 +1085,15 @@ int wal_open(const char *dir, const wal_options *opts, wal **out, wal_open_info 
             goto cleanup;
         }
     }
+    if (w->nsegs == 1 && info->created) {
+        w->pos_first = 1;
+    }
+    rc = rsegs_mirror(w, err);
+    if (rc != WAL_OK) {
+        goto cleanup;
+    }
+    w->fill_floor = UINT64_MAX;
+    w->flight_floor = UINT64_MAX;
     w->durable = st;
     w->logical = st;
     w->replay_allowed = 1;
@@ -945,6 +1120,9 @@ void wal_close(wal *w)
     }
     free(w->segs);
     free(w->rewinds);
+    free(w->pos);
+    free(w->rsegs);
+    free(w->rbuf);
     free(w->fill.data);
     free(w->flight.data);
     free(w);
@@ -1131,6 +1309,10 @@ int wal_append(wal *w, const raft_entry *ents, size_t n, cord_error *err)
     if (rc != WAL_OK) {
         return rc;
     }
+    rc = read_reserve(w, n, err);
+    if (rc != WAL_OK) {
+        return rc;
+    }
     for (size_t i = 0; i < n; i++) {
         const raft_entry *e = &ents[i];
         uint8_t fixed[ENTRY_FIXED];
@@ -1139,6 +1321,10 @@ int wal_append(wal *w, const raft_entry *ents, size_t n, cord_error *err)
         fixed[16] = e->type;
         record_encode(w->fill.data + w->fill.len, REC_ENTRY, fixed, ENTRY_FIXED, e->data, e->len);
         w->fill.len += record_total(ENTRY_FIXED + e->len);
+        w->fill_entries++;
+        if (e->index <= w->logical.last_index && e->index < w->fill_floor) {
+            w->fill_floor = e->index;
+        }
         w->logical.last_index = e->index;
         w->logical.last_term = e->term;
         if (e->index > w->fill_max_entry) {
@@ -1163,6 +1349,9 @@ int wal_set_hard_state(wal *w, const raft_hard_state *hs, cord_error *err)
         return WAL_OK;
     }
     rc = buf_reserve(&w->fill, record_total(HARD_STATE_PAYLOAD), w->buffer_limit, err);
+    if (rc == WAL_OK) {
+        rc = read_reserve(w, 0, err);
+    }
     if (rc != WAL_OK) {
         return rc;
     }
@@ -1180,6 +1369,9 @@ int wal_set_hard_state(wal *w, const raft_hard_state *hs, cord_error *err)
 static int snapshot_record(wal *w, uint64_t index, uint64_t term, uint32_t flags, cord_error *err)
 {
     int rc = buf_reserve(&w->fill, record_total(SNAPSHOT_PAYLOAD), w->buffer_limit, err);
+    if (rc == WAL_OK) {
+        rc = read_reserve(w, 0, err);
+    }
     if (rc != WAL_OK) {
         return rc;
     }
@@ -1230,6 +1422,9 @@ int wal_install_snapshot(wal *w, uint64_t index, uint64_t term, cord_error *err)
     }
     rc = snapshot_record(w, index, term, SNAPSHOT_INSTALL, err);
     if (rc == WAL_OK) {
+        if (index + 1 < w->fill_floor) {
+            w->fill_floor = index + 1;
+        }
         w->logical.last_index = index;
         w->logical.last_term = term;
     }
@@ -1252,6 +1447,10 @@ int wal_sync_begin(wal *w, cord_error *err)
     w->fill.len = 0;
     w->flight_max_entry = w->fill_max_entry;
     w->fill_max_entry = 0;
+    w->flight_entries = w->fill_entries;
+    w->fill_entries = 0;
+    w->flight_floor = w->fill_floor;
+    w->fill_floor = UINT64_MAX;
     w->flight_state = w->logical;
     w->flight_rc = WAL_OK;
     cord_error_clear(&w->flight_err);
@@ -1334,6 +1533,8 @@ int wal_sync_do(wal *w)
         goto cleanup;
     }
     FP_CHECK("wal-after-fsync", WAL_EIO, "wal: %s: after fdatasync (failpoint)", w->dir);
+    w->flight_seq = tail->seq;
+    w->flight_off = w->tail_off;
     w->tail_off += b->len;
     tail->end_off = w->tail_off;
     if (w->flight_max_entry > tail->max_entry_index) {
@@ -1347,13 +1548,52 @@ cleanup:
     return rc;
 }
 
+/* After a successful wal_sync_do (owner thread): the batch's entries are
+ * durable at flight_seq, flight_off + their offset in the buffer. Applies
+ * the batch's records to the position table in write order. Allocates
+ * nothing in practice (read_reserve made room when they were buffered). */
+static int read_positions_apply(wal *w, cord_error *err)
+{
+    int rc = rsegs_mirror(w, err);
+    if (rc != WAL_OK) {
+        return rc;
+    }
+    const struct wal_buf *b = &w->flight;
+    for (size_t off = 0; off < b->len;) {
+        const uint8_t *p = b->data + off;
+        uint32_t word = bytes_get32(p + 4);
+        uint8_t type = (uint8_t)(word >> 24);
+        uint32_t len = word & 0xffffffu;
+        const uint8_t *payload = p + REC_HEADER_BYTES;
+        if (type == REC_ENTRY) {
+            rc = pos_entry(w, bytes_get64(payload), w->flight_seq, w->flight_off + off, err);
+            if (rc != WAL_OK) {
+                return rc;
+            }
+        } else if (type == REC_SNAPSHOT) {
+            pos_marker(w, bytes_get64(payload),
+                       (bytes_get32(payload + 16) & SNAPSHOT_INSTALL) != 0);
+        }
+        off += record_total(len);
+    }
+    return WAL_OK;
+}
+
 int wal_sync_end(wal *w, wal_persisted *out, cord_error *err)
 {
     if (!w->in_flight) {
         return cord_error_set(err, WAL_EINVAL, 0, "wal: sync_end without sync_begin");
     }
     w->in_flight = 0;
+    if (w->flight_rc == WAL_OK) {
+        int rc = read_positions_apply(w, &w->flight_err);
+        if (rc != WAL_OK) {
+            w->flight_rc = rc;
+        }
+    }
     w->flight.len = 0;
+    w->flight_entries = 0;
+    w->flight_floor = UINT64_MAX;
     if (w->flight_rc != WAL_OK) {
         w->failed = 1;
         cord_error_copy(&w->fail_err, &w->flight_err, NULL);
@@ -1374,6 +1614,247 @@ int wal_sync(wal *w, wal_persisted *out, cord_error *err)
     }
     (void)wal_sync_do(w);
     return wal_sync_end(w, out, err);
+}
+
+/* ---------- reading entries back (owner thread) ---------- */
+
+#define READ_CHUNK_BYTES (256u * 1024u)
+
+struct read_ctx {
+    wal *w;
+    int fd;
+    size_t seg; /* index in w->rsegs of the open fd */
+    char path[FILEIO_PATH_MAX];
+    uint64_t win_off;
+    size_t win_len;
+};
+
+/* Make [off, off + need) of the segment readable in w->rbuf. Returns WAL_OK,
+ * 1 (the file ends before it), or an error. */
+static int read_window(struct read_ctx *c, uint64_t off, size_t need, cord_error *err)
+{
+    wal *w = c->w;
+    if (c->win_len > 0 && off >= c->win_off && off + need <= c->win_off + c->win_len) {
+        return WAL_OK;
+    }
+    size_t want = need > READ_CHUNK_BYTES ? need : READ_CHUNK_BYTES;
+    if (want > w->rbuf_cap) {
+        uint8_t *p = realloc(w->rbuf, want);
+        if (p == NULL) {
+            return cord_error_set(err, WAL_ENOMEM, ENOMEM, "wal: read buffer of %zu bytes", want);
+        }
+        w->rbuf = p;
+        w->rbuf_cap = want;
+    }
+    size_t got = 0;
+    int e = fileio_pread_full(c->fd, w->rbuf, want, off, &got);
+    if (e != 0) {
+        c->win_len = 0;
+        return cord_error_set(err, WAL_EIO, e, "wal: read %s at offset %" PRIu64, c->path, off);
+    }
+    c->win_off = off;
+    c->win_len = got;
+    return got < need ? 1 : WAL_OK;
+}
+
+/* Point c at the segment holding `p`, opening it if needed. */
+static int read_segment(struct read_ctx *c, const struct wal_pos *p, uint64_t index,
+                        cord_error *err)
+{
+    wal *w = c->w;
+    size_t i = w->nrsegs > 0 ? (size_t)(uint32_t)(p->seq - (uint32_t)w->rsegs[0].seq) : 0;
+    if (i >= w->nrsegs || (uint32_t)w->rsegs[i].seq != p->seq) {
+        return cord_error_set(err, WAL_EFAILED, 0,
+                              "wal: %s: entry %" PRIu64 " is in segment %08" PRIx32
+                              ", which is not known (internal error)",
+                              w->dir, index, p->seq);
+    }
+    if (c->fd >= 0 && c->seg == i) {
+        return WAL_OK;
+    }
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    c->win_len = 0;
+    int e = segment_path(w, w->rsegs[i].seq, w->rsegs[i].first_index, "", c->path, sizeof c->path);
+    assert(e == 0);
+    (void)e;
+    c->fd = open(c->path, O_RDONLY | O_CLOEXEC);
+    if (c->fd < 0) {
+        return cord_error_set(err, WAL_EIO, errno, "wal: open %s", c->path);
+    }
+    c->seg = i;
+    return WAL_OK;
+}
+
+struct read_item {
+    uint64_t index;
+    uint64_t term;
+    uint32_t len;
+    uint8_t type;
+    size_t data_off; /* in the data buffer */
+};
+
+int wal_read(wal *w, uint64_t from, uint64_t max_bytes, uint32_t max_n, raft_entry **out,
+             uint32_t *n_out, cord_error *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (w->failed) {
+        return failed_error(w, err);
+    }
+    if (max_n == 0) {
+        return cord_error_set(err, WAL_EINVAL, 0, "wal: read of 0 entries");
+    }
+    if (from <= w->logical.snap_index) {
+        return cord_error_set(err, WAL_EINVAL, 0,
+                              "wal: entry %" PRIu64 " is compacted (snapshot marker at %" PRIu64
+                              ")",
+                              from, w->logical.snap_index);
+    }
+    /* The durable entries that are still part of the log: none at or past an
+     * index that buffered (not yet durable) records rewrite. */
+    uint64_t last = w->pos_first + w->pos_n - 1;
+    if (w->flight_floor - 1 < last) {
+        last = w->flight_floor - 1;
+    }
+    if (w->fill_floor - 1 < last) {
+        last = w->fill_floor - 1;
+    }
+    if (from > last || from < w->pos_first) {
+        return cord_error_set(err, WAL_EINVAL, 0,
+                              "wal: entry %" PRIu64 " is not durable (durable log is (%" PRIu64
+                              ", %" PRIu64 "])",
+                              from, w->logical.snap_index, last);
+    }
+    uint64_t count = last - from + 1;
+    if (count > max_n) {
+        count = max_n;
+    }
+
+    int rc = WAL_OK;
+    struct read_ctx c = {.w = w, .fd = -1};
+    struct read_item *items = NULL;
+    size_t items_cap = 0, n = 0;
+    uint8_t *data = NULL;
+    size_t data_len = 0, data_cap = 0;
+    uint64_t total_bytes = 0;
+    for (uint64_t index = from; index < from + count; index++) {
+        const struct wal_pos *p = &w->pos[w->pos_head + (index - w->pos_first)];
+        uint64_t off = (uint64_t)p->off_lo | (uint64_t)p->off_hi << 32;
+        rc = read_segment(&c, p, index, err);
+        if (rc != WAL_OK) {
+            goto cleanup;
+        }
+        const char *why = NULL;
+        rc = read_window(&c, off, REC_HEADER_BYTES, err);
+        if (rc < 0) {
+            goto cleanup;
+        }
+        uint32_t crc = 0, word = 0, len = 0;
+        uint64_t rec_total = 0;
+        if (rc == 1) {
+            why = "record header past the end of the file";
+        } else {
+            const uint8_t *h = w->rbuf + (off - c.win_off);
+            crc = bytes_get32(h);
+            word = bytes_get32(h + 4);
+            len = word & 0xffffffu;
+            rec_total = record_total(len);
+            rc = read_window(&c, off, (size_t)rec_total, err);
+            if (rc < 0) {
+                goto cleanup;
+            }
+            if (rc == 1) {
+                why = "record runs past the end of the file";
+            }
+        }
+        rc = WAL_OK;
+        const uint8_t *r = NULL;
+        if (why == NULL) {
+            r = w->rbuf + (off - c.win_off);
+            if (crc32c(r + 4, (size_t)rec_total - 4) != crc) {
+                why = "checksum mismatch";
+            } else if ((word >> 24) != REC_ENTRY || len < ENTRY_FIXED) {
+                why = "not an entry record";
+            } else if (bytes_get64(r + REC_HEADER_BYTES) != index) {
+                why = "entry has another index";
+            }
+        }
+        if (why != NULL) {
+            rc = cord_error_set(err, WAL_ECORRUPT, 0,
+                                "wal: %s: offset %" PRIu64 ": reading entry %" PRIu64 ": %s",
+                                c.path, off, index, why);
+            goto cleanup;
+        }
+        uint32_t dlen = len - ENTRY_FIXED;
+        if (n > 0 && total_bytes + dlen > max_bytes) {
+            break;
+        }
+        if (n == items_cap) {
+            size_t cap = items_cap > 0 ? items_cap * 2 : 64;
+            struct read_item *q = realloc(items, cap * sizeof *q);
+            if (q == NULL) {
+                rc = cord_error_set(err, WAL_ENOMEM, ENOMEM, "wal: read of %zu entries", cap);
+                goto cleanup;
+            }
+            items = q;
+            items_cap = cap;
+        }
+        if (data_len + dlen > data_cap) {
+            size_t cap = data_cap > 0 ? data_cap : 4096;
+            while (cap < data_len + dlen) {
+                cap *= 2;
+            }
+            uint8_t *q = realloc(data, cap);
+            if (q == NULL) {
+                rc = cord_error_set(err, WAL_ENOMEM, ENOMEM, "wal: read of %zu bytes", cap);
+                goto cleanup;
+            }
+            data = q;
+            data_cap = cap;
+        }
+        const uint8_t *pl = r + REC_HEADER_BYTES;
+        if (dlen > 0) {
+            memcpy(data + data_len, pl + ENTRY_FIXED, dlen);
+        }
+        items[n++] = (struct read_item){.index = index,
+                                        .term = bytes_get64(pl + 8),
+                                        .type = pl[16],
+                                        .len = dlen,
+                                        .data_off = data_len};
+        data_len += dlen;
+        total_bytes += dlen;
+    }
+
+    size_t head = n * sizeof(raft_entry);
+    raft_entry *ents = malloc(head + data_len > 0 ? head + data_len : 1);
+    if (ents == NULL) {
+        rc = cord_error_set(err, WAL_ENOMEM, ENOMEM, "wal: read result of %zu bytes",
+                            head + data_len);
+        goto cleanup;
+    }
+    uint8_t *dst = (uint8_t *)ents + head;
+    if (data_len > 0) {
+        memcpy(dst, data, data_len);
+    }
+    for (size_t i = 0; i < n; i++) {
+        ents[i] = (raft_entry){.term = items[i].term,
+                               .index = items[i].index,
+                               .type = items[i].type,
+                               .len = items[i].len,
+                               .data = dst + items[i].data_off};
+    }
+    *out = ents;
+    *n_out = (uint32_t)n;
+cleanup:
+    if (c.fd >= 0) {
+        close(c.fd);
+    }
+    free(items);
+    free(data);
+    return rc;
 }
 
 /* ---------- release ---------- */
@@ -1421,6 +1902,12 @@ cleanup:
     if (done > 0) {
         memmove(w->segs, w->segs + done, (w->nsegs - done) * sizeof w->segs[0]);
         w->nsegs -= done;
+        size_t k = 0;
+        while (k < w->nrsegs && w->rsegs[k].seq < w->segs[0].seq) {
+            k++;
+        }
+        memmove(w->rsegs, w->rsegs + k, (w->nrsegs - k) * sizeof w->rsegs[0]);
+        w->nrsegs -= k;
     }
     if (released != NULL) {
         *released = done;

@@ -57,9 +57,22 @@
  *                     happens-before edge, as uv_queue_work's after_work
  *                     callback gives): returns the result and "persisted up
  *                     to index N".
- * Between begin and end the owner may keep appending and may call wal_state_get()
- * and wal_buffered_bytes(); it must not call wal_sync_begin, wal_release_to,
+ * Between begin and end the owner may keep appending and may call wal_state_get(),
+ * wal_buffered_bytes() and wal_read(); it must not call wal_sync_begin, wal_release_to,
  * wal_replay or wal_close. wal_sync() runs the trio on the calling thread.
+ *
+ * READING ENTRIES BACK (wal_read)
+ * The owner side keeps, for every durable entry in (snapshot marker, last
+ * durable index], where its latest record is: the low 32 bits of the
+ * segment's sequence number and the byte offset, 12 bytes per entry (plus
+ * 16 bytes per segment for its name); no entry data is held. The table is
+ * built by wal_open's scan and updated at wal_sync_end from the batch just
+ * written (the segment and offset wal_sync_do wrote it at), applying the
+ * same rules as replay: an entry at i drops positions >= i, a marker drops
+ * positions <= its index, an installed snapshot drops all. wal_release_to
+ * only deletes segments whose entries are all <= the durable marker. Space
+ * for the positions of buffered entries is reserved when they are appended,
+ * so wal_sync_end does not allocate.
  *
  * FAILURES
  * An error from write or fdatasync (EIO, ENOSPC, ...) or from creating a
@@ -243,6 +256,25 @@ int wal_sync_end(wal *w, wal_persisted *out, cord_error *err);
 
 /* wal_sync: begin + do + end on the calling thread. */
 int wal_sync(wal *w, wal_persisted *out, cord_error *err);
+
+/*
+ * wal_read: entries of the log as it now stands (for each index, the latest write: the same
+ * rules as replay), from index `from` on, in order and without gaps, stopping before the
+ * entry that would take the data past max_bytes (but always at least one entry), after
+ * max_n entries, or after the last entry that is durable (persisted: written by a completed
+ * wal_sync_end / wal_sync). Owner thread; allowed while a sync is in flight (it reads only
+ * records a completed sync wrote, never the buffer). *out is one malloc'd block holding the
+ * raft_entry array and all their data (free(*out) releases everything); *n_out its count.
+ * "As it now stands" includes appends not yet durable: the read stops before the lowest
+ * index that a buffered (unsynced) entry or installed snapshot rewrites, and indexes at or
+ * below a buffered snapshot marker count as compacted.
+ * Errors: WAL_EINVAL (from <= the snapshot marker's index: compacted, say so in the message;
+ * from > last durable index; max_n 0), WAL_EIO (pread failed), WAL_ECORRUPT (a record is not
+ * what the index says it is: checksum, type, index mismatch -- message names file and
+ * offset), WAL_ENOMEM, WAL_EFAILED.
+ */
+int wal_read(wal *w, uint64_t from, uint64_t max_bytes, uint32_t max_n, raft_entry **out,
+             uint32_t *n_out, cord_error *err);
 
 /*
  * wal_release_to: delete the oldest segments whose entries all have indexes
