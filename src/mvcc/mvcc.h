@@ -367,11 +367,11 @@ typedef struct mvcc_options {
     bool no_meta_sync; /* MDB_NOMETASYNC: one fsync per commit instead of two; a system crash
                         * may undo the last commits (the file stays consistent): safe when
                         * the WAL replays entries after mvcc_applied() */
-    bool no_readahead;            /* MDB_NORDAHEAD: for stores much larger than RAM */
-    bool write_map; /* MDB_WRITEMAP: commits write the mapped pages in place instead of
-                     * pwrite'ing every dirty page (the data file is extended to the map size,
-                     * sparse; a full disk then faults the process instead of failing the
-                     * commit); meant with no_sync */
+    bool no_readahead; /* MDB_NORDAHEAD: for stores much larger than RAM */
+    bool write_map;    /* MDB_WRITEMAP: commits write the mapped pages in place instead of
+                        * pwrite'ing every dirty page (the data file is extended to the map size,
+                        * sparse; a full disk then faults the process instead of failing the
+                        * commit); meant with no_sync */
     /* By default a write that would take the database file past the quota fails with
      * MVCC_ENOSPACE at apply time and raises the persistent NOSPACE alarm. The file size
      * differs between members, so in a replicated setting that check is not deterministic;
@@ -653,6 +653,12 @@ int mvcc_sync(mvcc_store *store, cord_error *err);
  * than the owner's (waits for calls that replace the environment). */
 void mvcc_writeback(mvcc_store *store);
 
+/* Unmaps the pages of the store's memory map from the process (madvise MADV_DONTNEED): they
+ * stay in the page cache, dirty ones included, and are mapped again when next touched, so the
+ * resident set holds the pages used since the last call rather than every page of the store
+ * ever read or written. Same threads as mvcc_writeback. */
+void mvcc_release_pages(mvcc_store *store);
+
 /* Defragments: copies the environment compactly (MDB_CP_COMPACT, free pages dropped) to a
  * temporary file in the store directory, fsyncs it, then atomically renames it over the
  * data file and reopens. Blocks for the copy (run it off the event loop).
@@ -665,8 +671,8 @@ int mvcc_defrag(mvcc_store *store, cord_error *err);
  * regular file opened for reading and writing, and takes *applied_index / *applied_term
  * from the copy itself. Calls that replace or resize the environment (mvcc_defrag,
  * mvcc_snapshot_restore, map growth) wait for it. Errors: as mvcc_snapshot_write. */
-int mvcc_snapshot_copy(mvcc_store *store, int fd, uint64_t *applied_index,
-                       uint64_t *applied_term, cord_error *err);
+int mvcc_snapshot_copy(mvcc_store *store, int fd, uint64_t *applied_index, uint64_t *applied_term,
+                       cord_error *err);
 
 /* Writes a consistent compact copy of the whole store (an LMDB data file) to `fd` from its
  * current offset, from one read transaction; stores the applied index/term the copy holds.

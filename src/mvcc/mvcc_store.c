@@ -11,7 +11,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define DB_KEY   "key"
@@ -819,12 +821,50 @@ int mvcc_sync(mvcc_store *s, cord_error *err)
     return MVCC_OK;
 }
 
+/* Lets go of the pages of every mapping of the file open as `fd` (LMDB's map: its address
+ * is not exported, so it is found in /proc/self/maps by device and inode). The pages stay in
+ * the page cache, dirty ones included (a shared file mapping loses nothing), and the next
+ * access maps them again: the member's resident set holds the pages touched since the last
+ * call instead of every page of the store it ever read or wrote. */
+static void release_map_pages(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return;
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long start, end, ino;
+        unsigned int maj, mnr;
+        if (sscanf(line, "%lx-%lx %*s %*x %x:%x %lu", &start, &end, &maj, &mnr, &ino) == 5 &&
+            ino == (unsigned long)st.st_ino && maj == major(st.st_dev) && mnr == minor(st.st_dev))
+            (void)madvise((void *)start, end - start, MADV_DONTNEED);
+        if (!strchr(line, '\n')) { /* a longer line (a long path): skip its rest */
+            int c;
+            while ((c = fgetc(f)) != EOF && c != '\n')
+                ;
+        }
+    }
+    fclose(f);
+}
+
 void mvcc_writeback(mvcc_store *s)
 {
     pthread_mutex_lock(&s->env_lock);
     int fd = -1;
     if (s->env && mdb_env_get_fd(s->env, &fd) == 0 && fd >= 0)
         (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    pthread_mutex_unlock(&s->env_lock);
+}
+
+void mvcc_release_pages(mvcc_store *s)
+{
+    pthread_mutex_lock(&s->env_lock);
+    int fd = -1;
+    if (s->env && mdb_env_get_fd(s->env, &fd) == 0 && fd >= 0)
+        release_map_pages(fd);
     pthread_mutex_unlock(&s->env_lock);
 }
 

@@ -2535,6 +2535,7 @@ void raft_get_status(const raft *r, raft_status *st)
     st->last_index = last_index(r);
     st->snapshot_index = r->snap.index;
     st->snapshot_term = r->snap.term;
+    st->snapshot_size = r->snap.size;
     st->transferee = r->transferee;
     st->removed = removed(r);
 }

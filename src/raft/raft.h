@@ -389,8 +389,9 @@ typedef struct raft_status {
     uint64_t last_index;
     uint64_t snapshot_index; /* log starts after this */
     uint64_t snapshot_term;
-    raft_id transferee; /* leadership transfer target, or 0 */
-    bool removed;       /* not a member of the current configuration */
+    uint64_t snapshot_size; /* bytes, as raft_snapshot_taken or the leader said */
+    raft_id transferee;     /* leadership transfer target, or 0 */
+    bool removed;           /* not a member of the current configuration */
 } raft_status;
 
 void raft_get_status(const raft *r, raft_status *st);

@@ -37,7 +37,12 @@ static const flag flags[] = {
     F("initial-cluster-state", T_STATE, initial_cluster_state_new,
       "initial cluster state: new or existing"),
     F("initial-cluster-token", T_STR, initial_cluster_token, "initial cluster token"),
-    F("snapshot-count", T_U64, snapshot_count, "applied entries between snapshots"),
+    F("snapshot-count", T_U64, snapshot_count,
+      "applied entries between snapshots (at least; a snapshot also waits until the log "
+      "written since the last one is as large as it)"),
+    F("log-memory-bytes", T_U64, log_memory_bytes,
+      "bytes of Raft log entries kept in memory (older applied ones are read back from the "
+      "WAL when a follower needs them; 0: keep all until a snapshot)"),
     F("heartbeat-interval", T_U32, heartbeat_interval_ms, "time (ms) of a heartbeat interval"),
     F("election-timeout", T_U32, election_timeout_ms, "time (ms) for an election to time out"),
     F("quota-backend-bytes", T_U64, quota_backend_bytes,
@@ -272,6 +277,7 @@ int config_parse(config *c, int argc, char **argv, char *err, size_t errlen)
     c->initial_cluster_state_new = true;
     strcpy(c->initial_cluster_token, "etcd-cluster");
     c->snapshot_count = 100000;
+    c->log_memory_bytes = 4u << 20;
     c->heartbeat_interval_ms = 100;
     c->election_timeout_ms = 1000;
     c->max_request_bytes = 1572864;

@@ -40,6 +40,7 @@ typedef struct config {
     bool initial_cluster_state_new; /* "new" (true) or "existing" */
     char initial_cluster_token[256];
     uint64_t snapshot_count;
+    uint64_t log_memory_bytes;
     uint32_t heartbeat_interval_ms;
     uint32_t election_timeout_ms;
     uint64_t quota_backend_bytes;

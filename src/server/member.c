@@ -587,6 +587,7 @@ static void snapshot_start(member *m)
     }
     if (!started)
         return;
+    m->log_bytes_since_snap = 0; /* the log after this point counts toward the next one */
     m->snap_inflight = true;
     m->snap_work.data = m;
     if (uv_queue_work(m->loop, &m->snap_work, snap_work_cb, snap_done_cb) != 0) {
@@ -594,6 +595,39 @@ static void snapshot_start(member *m)
         m->snap_inflight = false;
         snapshot_end(m);
     }
+}
+
+/* A follower needs entries the core no longer holds in memory: read them back from the WAL.
+ * A failed read is answered with none (the core asks again, or sends a snapshot once one
+ * covers them). */
+static void answer_fetch(member *m, const raft_fetch *f)
+{
+    raft_entry *ents = NULL;
+    uint32_t n = 0;
+    cord_error e;
+    if (storage_read_entries(m->st, f->from, f->max_bytes, &ents, &n, &e) != STORAGE_OK) {
+        log_warn("member %016" PRIx64 ": reading the log from index %" PRIu64 " for %016" PRIx64
+                 ": %s",
+                 m->id, f->from, f->to, e.msg);
+        n = 0;
+    }
+    int rc = raft_fetched(m->r, f->to, f->from, ents, n);
+    if (rc != 0)
+        log_warn("member %016" PRIx64 ": the WAL's entries from index %" PRIu64
+                 " were refused by the core: %s",
+                 m->id, f->from, raft_strerror(rc));
+    free(ents);
+}
+
+/* A snapshot copies the whole store. The core asks for one every --snapshot-count applied
+ * entries; it is taken once the log written since the last one is at least that snapshot's
+ * size too, so that copying the store costs no more than writing the log did (a large store
+ * under a high write rate is otherwise copied again and again). */
+static bool snapshot_due(member *m)
+{
+    raft_status st;
+    raft_get_status(m->r, &st);
+    return m->log_bytes_since_snap >= st.snapshot_size;
 }
 
 /* Raft batches are persisted with group commit and pipelining: a batch's WAL records are
@@ -637,21 +671,30 @@ static void process_ready(member *m)
                      " (term %" PRIu64 ")",
                      m->id, rd.snapshot->index, rd.snapshot->term);
             cluster_load(m);
+            m->log_bytes_since_snap = 0;
             int64_t now = (int64_t)uv_now(m->loop);
             if (lease_reload(m->leases, now, &e) != LEASE_OK)
                 log_warn("member: reloading leases after a snapshot install: %s", e.msg);
         }
         handle_reads(m, &rd);
         bool want_snapshot = rd.want_snapshot;
+        for (uint32_t i = 0; i < rd.n_entries; i++)
+            m->log_bytes_since_snap += rd.entries[i].len;
+        raft_fetch fetches[RAFT_MAX_MEMBERS * 3];
+        uint32_t n_fetches = 0;
+        for (uint32_t i = 0; i < rd.n_fetches && n_fetches < RAFT_MAX_MEMBERS * 3; i++)
+            fetches[n_fetches++] = rd.fetches[i];
         m->last_seq = rd.seq;
         raft_advance(m->r, &rd);
+        for (uint32_t i = 0; i < n_fetches; i++)
+            answer_fetch(m, &fetches[i]);
         propose_deferred(m);
         flush_replies(m);
         if (need_sync)
             m->wal_dirty = true;
         else if (!m->wal_dirty && !m->sync_inflight)
             raft_persisted(m->r, m->last_seq); /* nothing of it or before it is pending */
-        if (want_snapshot)
+        if (want_snapshot && snapshot_due(m))
             snapshot_start(m);
     }
     if (!m->failed && !m->sync_inflight && m->wal_dirty) {
@@ -732,6 +775,7 @@ static void writeback_work_cb(uv_work_t *w)
 {
     member *m = w->data;
     mvcc_writeback(storage_mvcc(m->st));
+    mvcc_release_pages(storage_mvcc(m->st));
 }
 
 static void writeback_done_cb(uv_work_t *w, int status)
@@ -744,7 +788,10 @@ static void writeback_done_cb(uv_work_t *w, int status)
 }
 
 /* The store commits without fsync: its dirty pages are written back at a steady pace rather
- * than in the kernel's bursts of 30 s of commits, which hold up the WAL's fdatasync. */
+ * than in the kernel's bursts of 30 s of commits, which hold up the WAL's fdatasync. Then the
+ * store's mapped pages are let go of: the store lives in the page cache, and the member's
+ * resident set does not grow with every page of it that was ever touched. (Pages in use are
+ * mapped again at a minor fault each, once a second: cheap next to the reads themselves.) */
 static void on_writeback_timer(uv_timer_t *t)
 {
     member *m = t->data;
@@ -974,6 +1021,7 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
     rc_.heartbeat_ticks = 1;
     rc_.snapshot_entries = cfg->snapshot_count;
     rc_.trailing_entries = cfg->snapshot_count < 5000 ? cfg->snapshot_count : 5000;
+    rc_.log_mem_bytes = cfg->log_memory_bytes;
     rc_.max_entry_bytes = (uint32_t)cfg->max_request_bytes + ENTRY_HEADER_LEN;
 
     const raft_restore *rs = storage_restore(m->st);

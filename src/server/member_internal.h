@@ -111,11 +111,12 @@ struct member {
     uint64_t last_seq;          /* the last batch taken from the core */
     bool wal_dirty;             /* WAL records appended and not yet in a sync */
     uv_work_t snap_work;        /* a snapshot's copy and file, on a libuv worker */
-    uv_timer_t writeback_timer; /* starts the store's writeback every second (unsynced store) */
+    uv_timer_t writeback_timer; /* every second: writeback, then unmap the store's pages */
     uv_work_t writeback_work;
     bool writeback_inflight;
-    bool snap_inflight;    /* between storage_snapshot_begin and the work's end */
-    struct stop_ctx *stop; /* set while stopping */
+    bool snap_inflight;            /* between storage_snapshot_begin and the work's end */
+    uint64_t log_bytes_since_snap; /* entry bytes appended to the WAL since the last snapshot */
+    struct stop_ctx *stop;         /* set while stopping */
     uint64_t ticks;
     bool failed;
     bool stopping;

@@ -1335,6 +1335,16 @@ int storage_take_snapshot(storage *st, raft *r, cord_error *err)
     return storage_snapshot_end(st, r, err);
 }
 
+int storage_read_entries(storage *st, uint64_t from, uint64_t max_bytes, raft_entry **out,
+                         uint32_t *n, cord_error *err)
+{
+    cord_error e;
+    int wrc = wal_read(st->w, from, max_bytes, UINT32_MAX, out, n, &e);
+    if (wrc != WAL_OK)
+        return wrap(err, code_from_wal(wrc), &e, "storage: read back the WAL: ");
+    return STORAGE_OK;
+}
+
 int storage_read_snapshot_chunk(storage *st, uint64_t index, uint64_t offset, uint32_t len,
                                 uint8_t *buf, size_t *n, cord_error *err)
 {

@@ -292,6 +292,17 @@ void storage_snapshot_abandon(storage *st);
 int storage_read_snapshot_chunk(storage *st, uint64_t index, uint64_t offset, uint32_t len,
                                 uint8_t *buf, size_t *n, cord_error *err);
 
+/*
+ * storage_read_entries: entries of the durable log from index `from` on (what a leader reads
+ * back for rd.fetches once the core has dropped them from memory), at most about max_bytes of
+ * data (at least one entry). *out is one malloc'd block (free(*out)); *n its count. Owner
+ * thread; allowed while a WAL sync runs. Errors: STORAGE_EINVAL (compacted behind a snapshot,
+ * or not durable yet), STORAGE_EIO, STORAGE_ECORRUPT, STORAGE_ENOMEM, STORAGE_EFAILED. A
+ * failed read does not fail the storage.
+ */
+int storage_read_entries(storage *st, uint64_t from, uint64_t max_bytes, raft_entry **out,
+                         uint32_t *n, cord_error *err);
+
 /* ------------------------------------------------------------- queries */
 
 /* The MVCC store (reads; do not open batches on it). */
