@@ -368,10 +368,17 @@ typedef struct mvcc_options {
                         * may undo the last commits (the file stays consistent): safe when
                         * the WAL replays entries after mvcc_applied() */
     bool no_readahead; /* MDB_NORDAHEAD: for stores much larger than RAM */
-    bool write_map;    /* MDB_WRITEMAP: commits write the mapped pages in place instead of
-                        * pwrite'ing every dirty page (the data file is extended to the map size,
-                        * sparse; a full disk then faults the process instead of failing the
-                        * commit); meant with no_sync */
+    /* >0: a thread of the store checks every 100 ms how many bytes of files the process maps
+     * (/proc/self/statm) and, past this, unmaps the store's pages (madvise MADV_DONTNEED: they
+     * stay in the page cache, dirty ones included, and are mapped again when next touched).
+     * So the resident set does not grow with every page of a large store that was read or
+     * written (a snapshot copy or a large delete touches all of it). A thread, not the owner's
+     * loop: a long transaction keeps the loop busy while it maps the pages. */
+    uint64_t release_above_bytes;
+    bool write_map; /* MDB_WRITEMAP: commits write the mapped pages in place instead of
+                     * pwrite'ing every dirty page (the data file is extended to the map size,
+                     * sparse; a full disk then faults the process instead of failing the
+                     * commit); meant with no_sync */
     /* By default a write that would take the database file past the quota fails with
      * MVCC_ENOSPACE at apply time and raises the persistent NOSPACE alarm. The file size
      * differs between members, so in a replicated setting that check is not deterministic;
@@ -653,11 +660,8 @@ int mvcc_sync(mvcc_store *store, cord_error *err);
  * than the owner's (waits for calls that replace the environment). */
 void mvcc_writeback(mvcc_store *store);
 
-/* Unmaps the pages of the store's memory map from the process (madvise MADV_DONTNEED): they
- * stay in the page cache, dirty ones included, and are mapped again when next touched, so the
- * resident set holds the pages used since the last call rather than every page of the store
- * ever read or written. Same threads as mvcc_writeback. */
-void mvcc_release_pages(mvcc_store *store);
+/* Pages of the store unmapped by the release_above_bytes thread since open (statistics). */
+uint64_t mvcc_release_count(mvcc_store *store);
 
 /* Defragments: copies the environment compactly (MDB_CP_COMPACT, free pages dropped) to a
  * temporary file in the store directory, fsyncs it, then atomically renames it over the

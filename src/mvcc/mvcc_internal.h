@@ -51,9 +51,17 @@ struct mvcc_store {
     uint64_t batch_cost;
     mvcc_meta batch_meta;
     mvcc_meta meta; /* committed */
-    /* Held by mvcc_snapshot_copy (another thread) while it reads the environment, and by
-     * whatever replaces or resizes the environment (swap_in, map growth, close). */
-    pthread_mutex_t env_lock;
+    /* Read-held by mvcc_snapshot_copy (another thread) while it reads the environment and by
+     * mvcc_writeback / mvcc_release_pages; write-held by whatever replaces or resizes the
+     * environment (swap_in, map growth, close). */
+    pthread_rwlock_t env_lock;
+    /* the release_above_bytes thread */
+    pthread_t release_thread;
+    bool release_running;
+    bool release_stop;
+    pthread_mutex_t release_mu;
+    pthread_cond_t release_cv;
+    uint64_t releases;
 };
 
 /* One logical operation (etcd's storeTxnRead/storeTxnWrite) inside an LMDB transaction. */

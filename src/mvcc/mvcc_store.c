@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -298,6 +299,9 @@ static char *path_join(const char *dir, const char *name)
     return p;
 }
 
+static void release_start(mvcc_store *s);
+static void release_end(mvcc_store *s);
+
 static int finish_pending_compaction(mvcc_store *s, cord_error *err)
 {
     if (s->opts.no_compact_on_open)
@@ -317,7 +321,7 @@ int mvcc_open(const char *dir, const mvcc_options *options, mvcc_store **out, co
     mvcc_store *s = calloc(1, sizeof(*s));
     if (!s)
         return mvcc_fail(err, MVCC_ENOMEM);
-    pthread_mutex_init(&s->env_lock, NULL);
+    pthread_rwlock_init(&s->env_lock, NULL);
     int rc;
     if (options)
         s->opts = *options;
@@ -359,6 +363,7 @@ int mvcc_open(const char *dir, const mvcc_options *options, mvcc_store **out, co
     rc = finish_pending_compaction(s, err);
     if (rc)
         goto fail;
+    release_start(s);
     *out = s;
     return MVCC_OK;
 fail:
@@ -370,10 +375,11 @@ void mvcc_close(mvcc_store *s)
 {
     if (!s)
         return;
-    pthread_mutex_lock(&s->env_lock);
+    release_end(s);
+    pthread_rwlock_wrlock(&s->env_lock);
     env_close(s);
-    pthread_mutex_unlock(&s->env_lock);
-    pthread_mutex_destroy(&s->env_lock);
+    pthread_rwlock_unlock(&s->env_lock);
+    pthread_rwlock_destroy(&s->env_lock);
     free(s->dir);
     free(s->data_path);
     free(s);
@@ -406,10 +412,10 @@ static void after_map_full(mvcc_store *s)
         s->rtxn_live = false;
     }
     uint64_t bigger = s->map_size + s->map_size / 4;
-    pthread_mutex_lock(&s->env_lock); /* no copy may read the map while it moves */
+    pthread_rwlock_wrlock(&s->env_lock); /* no copy may read the map while it moves */
     if (mdb_env_set_mapsize(s->env, (size_t)bigger) == 0)
         s->map_size = bigger;
-    pthread_mutex_unlock(&s->env_lock);
+    pthread_rwlock_unlock(&s->env_lock);
     MDB_txn *txn = NULL;
     if (mdb_txn_begin(s->env, NULL, 0, &txn) == 0) {
         mvcc_meta m = s->meta;
@@ -821,12 +827,9 @@ int mvcc_sync(mvcc_store *s, cord_error *err)
     return MVCC_OK;
 }
 
-/* Lets go of the pages of every mapping of the file open as `fd` (LMDB's map: its address
- * is not exported, so it is found in /proc/self/maps by device and inode). The pages stay in
- * the page cache, dirty ones included (a shared file mapping loses nothing), and the next
- * access maps them again: the member's resident set holds the pages touched since the last
- * call instead of every page of the store it ever read or wrote. */
-static void release_map_pages(int fd)
+/* madvise(advice) over every mapping of the file open as `fd` (LMDB's map: its address is
+ * not exported, so it is found in /proc/self/maps by device and inode). */
+static void advise_map(int fd, int advice)
 {
     struct stat st;
     if (fstat(fd, &st) != 0)
@@ -840,7 +843,7 @@ static void release_map_pages(int fd)
         unsigned int maj, mnr;
         if (sscanf(line, "%lx-%lx %*s %*x %x:%x %lu", &start, &end, &maj, &mnr, &ino) == 5 &&
             ino == (unsigned long)st.st_ino && maj == major(st.st_dev) && mnr == minor(st.st_dev))
-            (void)madvise((void *)start, end - start, MADV_DONTNEED);
+            (void)madvise((void *)start, end - start, advice);
         if (!strchr(line, '\n')) { /* a longer line (a long path): skip its rest */
             int c;
             while ((c = fgetc(f)) != EOF && c != '\n')
@@ -852,20 +855,91 @@ static void release_map_pages(int fd)
 
 void mvcc_writeback(mvcc_store *s)
 {
-    pthread_mutex_lock(&s->env_lock);
+    pthread_rwlock_rdlock(&s->env_lock);
     int fd = -1;
     if (s->env && mdb_env_get_fd(s->env, &fd) == 0 && fd >= 0)
         (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-    pthread_mutex_unlock(&s->env_lock);
+    pthread_rwlock_unlock(&s->env_lock);
 }
 
-void mvcc_release_pages(mvcc_store *s)
+/* Resident file-backed bytes of this process (statm's "shared": file and shmem pages). */
+static uint64_t mapped_file_bytes(void)
 {
-    pthread_mutex_lock(&s->env_lock);
-    int fd = -1;
-    if (s->env && mdb_env_get_fd(s->env, &fd) == 0 && fd >= 0)
-        release_map_pages(fd);
-    pthread_mutex_unlock(&s->env_lock);
+    FILE *f = fopen("/proc/self/statm", "re");
+    if (!f)
+        return 0;
+    unsigned long size = 0, resident = 0, shared = 0;
+    int n = fscanf(f, "%lu %lu %lu", &size, &resident, &shared);
+    fclose(f);
+    return n == 3 ? (uint64_t)shared * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+static void *release_main(void *arg)
+{
+    mvcc_store *s = arg;
+    pthread_mutex_lock(&s->release_mu);
+    while (!s->release_stop) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        t.tv_nsec += 100 * 1000 * 1000;
+        if (t.tv_nsec >= 1000000000L) {
+            t.tv_sec++;
+            t.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->release_cv, &s->release_mu, &t);
+        if (s->release_stop)
+            break;
+        pthread_mutex_unlock(&s->release_mu);
+        if (mapped_file_bytes() > s->opts.release_above_bytes) {
+            pthread_rwlock_rdlock(&s->env_lock); /* the map does not move meanwhile */
+            int fd = -1;
+            if (s->env && mdb_env_get_fd(s->env, &fd) == 0 && fd >= 0) {
+                advise_map(fd, MADV_NOHUGEPAGE); /* 4 KiB pages, not 2 MiB folios */
+                advise_map(fd, MADV_DONTNEED);
+                __atomic_add_fetch(&s->releases, 1, __ATOMIC_RELAXED);
+            }
+            pthread_rwlock_unlock(&s->env_lock);
+        }
+        pthread_mutex_lock(&s->release_mu);
+    }
+    pthread_mutex_unlock(&s->release_mu);
+    return NULL;
+}
+
+static void release_start(mvcc_store *s)
+{
+    if (!s->opts.release_above_bytes)
+        return;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->release_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&s->release_mu, NULL);
+    s->release_running = pthread_create(&s->release_thread, NULL, release_main, s) == 0;
+    if (!s->release_running) {
+        pthread_cond_destroy(&s->release_cv);
+        pthread_mutex_destroy(&s->release_mu);
+    }
+}
+
+static void release_end(mvcc_store *s)
+{
+    if (!s->release_running)
+        return;
+    pthread_mutex_lock(&s->release_mu);
+    s->release_stop = true;
+    pthread_cond_signal(&s->release_cv);
+    pthread_mutex_unlock(&s->release_mu);
+    pthread_join(s->release_thread, NULL);
+    pthread_cond_destroy(&s->release_cv);
+    pthread_mutex_destroy(&s->release_mu);
+    s->release_running = false;
+}
+
+uint64_t mvcc_release_count(mvcc_store *s)
+{
+    return __atomic_load_n(&s->releases, __ATOMIC_RELAXED);
 }
 
 /* Renames `tmp` over the data file, fsyncs the directory and reopens the environment. */
@@ -873,9 +947,9 @@ static int swap_in_locked(mvcc_store *s, const char *tmp, cord_error *err);
 
 static int swap_in(mvcc_store *s, const char *tmp, cord_error *err)
 {
-    pthread_mutex_lock(&s->env_lock); /* waits for a snapshot copy on another thread */
+    pthread_rwlock_wrlock(&s->env_lock); /* waits for a snapshot copy on another thread */
     int rc = swap_in_locked(s, tmp, err);
-    pthread_mutex_unlock(&s->env_lock);
+    pthread_rwlock_unlock(&s->env_lock);
     return rc;
 }
 
@@ -975,9 +1049,9 @@ int mvcc_snapshot_write(mvcc_store *s, int fd, uint64_t *applied_index, uint64_t
 int mvcc_snapshot_copy(mvcc_store *s, int fd, uint64_t *applied_index, uint64_t *applied_term,
                        cord_error *err)
 {
-    pthread_mutex_lock(&s->env_lock);
+    pthread_rwlock_rdlock(&s->env_lock);
     int mrc = s->env ? mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT) : EIO;
-    pthread_mutex_unlock(&s->env_lock);
+    pthread_rwlock_unlock(&s->env_lock);
     if (mrc)
         return mvcc_lmdb_fail(err, mrc, "snapshot copy");
     /* the copy is one read transaction's view: its own meta says what it holds */

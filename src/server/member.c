@@ -775,7 +775,6 @@ static void writeback_work_cb(uv_work_t *w)
 {
     member *m = w->data;
     mvcc_writeback(storage_mvcc(m->st));
-    mvcc_release_pages(storage_mvcc(m->st));
 }
 
 static void writeback_done_cb(uv_work_t *w, int status)
@@ -788,10 +787,7 @@ static void writeback_done_cb(uv_work_t *w, int status)
 }
 
 /* The store commits without fsync: its dirty pages are written back at a steady pace rather
- * than in the kernel's bursts of 30 s of commits, which hold up the WAL's fdatasync. Then the
- * store's mapped pages are let go of: the store lives in the page cache, and the member's
- * resident set does not grow with every page of it that was ever touched. (Pages in use are
- * mapped again at a minor fault each, once a second: cheap next to the reads themselves.) */
+ * than in the kernel's bursts of 30 s of commits, which hold up the WAL's fdatasync. */
 static void on_writeback_timer(uv_timer_t *t)
 {
     member *m = t->data;
@@ -998,6 +994,11 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
     so.mvcc.no_sync = true;
     so.mvcc.no_meta_sync = true;
     so.mvcc.write_map = true; /* with no_sync: no pwrite of every dirty page per commit */
+    /* Past 256 MiB of mapped files the store's pages are unmapped (they stay in the page
+     * cache). Not lower: pages in use are then mapped again by minor faults, written ones also
+     * by a write-protect fault, and unmapping every second cost 15-20 % more CPU per put under
+     * `etcdctl check perf --load=l` (bench/RESULTS.md). */
+    so.mvcc.release_above_bytes = 256u << 20;
     so.mvcc.lease_exists = lease_exists_cb;
     so.mvcc.lease_ctx = m->leases;
     rc = storage_open(cfg->data_dir, &so, &m->st, err);

@@ -245,6 +245,81 @@ static void test_open_new_store(void **state)
     assert_int_equal(rng(f, &req, &resp), MVCC_EFUTURE);
 }
 
+/* Resident kB of this process's mappings of `path` (smaps). */
+static long mapped_kb(const char *path)
+{
+    FILE *f = fopen("/proc/self/smaps", "re");
+    assert_non_null(f);
+    char line[4096];
+    bool in = false;
+    long kb = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long a, b;
+        if (sscanf(line, "%lx-%lx ", &a, &b) == 2) {
+            size_t n = strlen(line);
+            while (n && (line[n - 1] == '\n' || line[n - 1] == ' '))
+                line[--n] = 0;
+            in = n >= strlen(path) && strcmp(line + n - strlen(path), path) == 0;
+        } else if (in && strncmp(line, "Rss:", 4) == 0) {
+            kb += atol(line + 4);
+        }
+    }
+    fclose(f);
+    return kb;
+}
+
+/* release_above_bytes: past the bound, a thread of the store unmaps its pages (they stay in
+ * the page cache: everything reads back). */
+static void test_release_thread(void **state)
+{
+    fx *f = *state;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", f->dir);
+    char *big = malloc(64 * 1024);
+    memset(big, 'r', 64 * 1024 - 1);
+    big[64 * 1024 - 1] = 0;
+    /* without the thread the written pages stay mapped (MDB_WRITEMAP) */
+    mvcc_close(f->s);
+    f->opts.write_map = true;
+    f->opts.no_sync = true;
+    f->opts.release_above_bytes = 0;
+    fx_open(f);
+    char k[32];
+    for (int i = 0; i < 128; i++) {
+        snprintf(k, sizeof k, "r%03d", i);
+        put(f, k, big);
+    }
+    long before = mapped_kb(path);
+    assert_true(before >= 4 * 1024); /* 8 MiB written through the map */
+    usleep(300 * 1000);
+    assert_true(mapped_kb(path) >= 4 * 1024);
+    assert_int_equal(mvcc_release_count(f->s), 0);
+    /* with it (any file mapping counts, so a bound of 1 byte releases at every check) */
+    mvcc_close(f->s);
+    f->opts.release_above_bytes = 1;
+    fx_open(f);
+    for (int i = 0; i < 128; i++) {
+        snprintf(k, sizeof k, "s%03d", i);
+        put(f, k, big);
+    }
+    for (int tries = 0; tries < 50 && mvcc_release_count(f->s) < 2; tries++)
+        usleep(50 * 1000);
+    assert_true(mvcc_release_count(f->s) >= 2);
+    assert_true(mapped_kb(path) < 1024);
+    /* nothing was lost: every value reads back */
+    mvcc_kv kv;
+    for (int i = 0; i < 128; i++) {
+        snprintf(k, sizeof k, "s%03d", i);
+        assert_true(get(f, k, 0, &kv));
+        assert_int_equal(kv.value.len, 64 * 1024 - 1);
+        assert_true(memcmp(kv.value.data, big, kv.value.len) == 0);
+    }
+    fx_reopen(f); /* the thread stops and starts with the store */
+    assert_true(get(f, "r127", 0, &kv));
+    assert_int_equal(kv.value.len, 64 * 1024 - 1);
+    free(big);
+}
+
 static void test_put_revisions(void **state)
 {
     fx *f = *state;
@@ -1565,6 +1640,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_defrag_keeps_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_values, setup, teardown),
         cmocka_unit_test(test_not_a_store),
+        cmocka_unit_test_setup_teardown(test_release_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_points, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
