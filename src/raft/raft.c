@@ -572,6 +572,8 @@ static void runs_prune(raft *r)
         drop++;
     if (r->n_runs > 0 && r->base_index <= r->snap.index)
         drop = r->n_runs; /* everything dropped from memory is in the snapshot */
+    if (drop == 0)
+        return;
     memmove(r->runs, r->runs + drop, (r->n_runs - drop) * sizeof(term_run));
     r->n_runs -= drop;
 }

@@ -459,7 +459,8 @@ void sim_member_drive(sim *s, sim_member *mb)
                      (unsigned long long)mb->id, rd.n_fetches);
             return;
         }
-        memcpy(fetches, rd.fetches, n_fetches * sizeof(raft_fetch));
+        if (n_fetches > 0)
+            memcpy(fetches, rd.fetches, n_fetches * sizeof(raft_fetch));
         raft_advance(mb->r, &rd);
         if (s->failed)
             return;
