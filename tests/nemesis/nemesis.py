@@ -197,6 +197,8 @@ class Member:
                 "--initial-cluster", initial_cluster, "--initial-cluster-state", state,
                 "--heartbeat-interval", str(HEARTBEAT_MS), "--election-timeout", str(ELECTION_MS),
                 "--snapshot-count", str(self.h.snapshot_count)]
+        if self.h.log_memory_bytes is not None:
+            args += ["--log-memory-bytes", str(self.h.log_memory_bytes)]
         env = dict(os.environ)
         env.pop("CORD_FAILPOINTS", None)
         if failpoint:
@@ -247,6 +249,7 @@ class Harness:
         self.lincheck = os.path.abspath(args.lincheck)
         self.out = os.path.abspath(args.out)
         self.snapshot_count = args.snapshot_count
+        self.log_memory_bytes = args.log_memory_bytes
         self.nemeses = parse_nemeses(args.nemesis)
         self.n = args.members
         self.net = Net(self.n)
@@ -1151,6 +1154,9 @@ def main(argv=None):
     ap.add_argument("--keys", type=int, default=5, help="keys per epoch")
     ap.add_argument("--epoch", type=float, default=20, help="seconds before clients move to new keys")
     ap.add_argument("--snapshot-count", type=int, default=300)
+    ap.add_argument("--log-memory-bytes", type=int, default=None,
+                    help="the members' --log-memory-bytes (default: theirs); small values make "
+                         "leaders read lagging followers' entries back from the WAL")
     ap.add_argument("--cord", default=os.path.join(ROOT, "build", "cord"))
     ap.add_argument("--lincheck", default=os.path.join(ROOT, "build", "cord-lincheck"))
     ap.add_argument("--out", default=None, help="run directory (default build/nemesis/SEED-TIME)")
