@@ -612,6 +612,10 @@ static void answer_fetch(member *m, const raft_fetch *f)
         n = 0;
     }
     int rc = raft_fetched(m->r, f->to, f->from, ents, n);
+    if (rc == 0 && n > 0) {
+        m->log_reads++;
+        m->log_read_entries += n;
+    }
     if (rc != 0)
         log_warn("member %016" PRIx64 ": the WAL's entries from index %" PRIu64
                  " were refused by the core: %s",
@@ -914,10 +918,13 @@ static void http_metrics(api_http_req *req, void *ud)
         "# TYPE cord_raft_term gauge\ncord_raft_term %" PRIu64 "\n"
         "# TYPE cord_peer_sent_messages_total counter\ncord_peer_sent_messages_total %" PRIu64 "\n"
         "# TYPE cord_peer_dropped_messages_total counter\n"
-        "cord_peer_dropped_messages_total %" PRIu64 "\n",
+        "cord_peer_dropped_messages_total %" PRIu64 "\n"
+        "# TYPE cord_raft_log_reads_total counter\ncord_raft_log_reads_total %" PRIu64 "\n"
+        "# TYPE cord_raft_log_read_entries_total counter\n"
+        "cord_raft_log_read_entries_total %" PRIu64 "\n",
         rss_bytes(), rs.leader != 0, rs.role == RAFT_LEADER, m->leader_changes, rs.commit,
         rs.applied, m->n_waiters, ms.current_revision, ms.db_size_bytes, ms.quota_bytes, rs.term,
-        ts.msgs_sent, ts.msgs_dropped);
+        ts.msgs_sent, ts.msgs_dropped, m->log_reads, m->log_read_entries);
     api_http_respond(req, 200, "text/plain; version=0.0.4", body,
                      n > 0 && (size_t)n < sizeof body ? (size_t)n : 0);
 }
