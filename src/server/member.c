@@ -625,13 +625,17 @@ static void answer_fetch(member *m, const raft_fetch *f)
 
 /* A snapshot copies the whole store. The core asks for one every --snapshot-count applied
  * entries; it is taken once the log written since the last one is at least that snapshot's
- * size too, so that copying the store costs no more than writing the log did (a large store
- * under a high write rate is otherwise copied again and again). */
+ * size too (or SNAPSHOT_LOG_CAP), so that copying the store costs no more than writing the log
+ * did (a large store under a high write rate is otherwise copied again and again). The cap
+ * bounds the WAL a restart replays: every entry after the snapshot is read into memory then. */
+#define SNAPSHOT_LOG_CAP (256ull << 20)
+
 static bool snapshot_due(member *m)
 {
     raft_status st;
     raft_get_status(m->r, &st);
-    return m->log_bytes_since_snap >= st.snapshot_size;
+    uint64_t need = st.snapshot_size < SNAPSHOT_LOG_CAP ? st.snapshot_size : SNAPSHOT_LOG_CAP;
+    return m->log_bytes_since_snap >= need;
 }
 
 /* Raft batches are persisted with group commit and pipelining: a batch's WAL records are
