@@ -588,6 +588,7 @@ static void snapshot_start(member *m)
     if (!started)
         return;
     m->log_bytes_since_snap = 0; /* the log after this point counts toward the next one */
+    m->conf_since_snap = false;
     m->snap_inflight = true;
     m->snap_work.data = m;
     if (uv_queue_work(m->loop, &m->snap_work, snap_work_cb, snap_done_cb) != 0) {
@@ -627,7 +628,11 @@ static void answer_fetch(member *m, const raft_fetch *f)
  * entries; it is taken once the log written since the last one is at least that snapshot's
  * size too (or SNAPSHOT_LOG_CAP), so that copying the store costs no more than writing the log
  * did (a large store under a high write rate is otherwise copied again and again). The cap
- * bounds the WAL a restart replays: every entry after the snapshot is read into memory then. */
+ * bounds the WAL a restart replays: every entry after the snapshot is read into memory then.
+ * After a membership change it is taken at once: a member that joins installs the snapshot,
+ * and the member table in it must know the members it has to answer (a joiner that restarts
+ * before applying the entries after an old snapshot dials addresses of departed members and
+ * cannot answer the leader: a nemesis soak lost its leader that way). */
 #define SNAPSHOT_LOG_CAP (256ull << 20)
 
 static bool snapshot_due(member *m)
@@ -635,7 +640,7 @@ static bool snapshot_due(member *m)
     raft_status st;
     raft_get_status(m->r, &st);
     uint64_t need = st.snapshot_size < SNAPSHOT_LOG_CAP ? st.snapshot_size : SNAPSHOT_LOG_CAP;
-    return m->log_bytes_since_snap >= need;
+    return m->conf_since_snap || m->log_bytes_since_snap >= need;
 }
 
 /* Raft batches are persisted with group commit and pipelining: a batch's WAL records are
@@ -688,6 +693,8 @@ static void process_ready(member *m)
         bool want_snapshot = rd.want_snapshot;
         for (uint32_t i = 0; i < rd.n_entries; i++)
             m->log_bytes_since_snap += rd.entries[i].len;
+        if (rd.conf_changed)
+            m->conf_since_snap = true;
         raft_fetch fetches[RAFT_MAX_MEMBERS * 3];
         uint32_t n_fetches = 0;
         for (uint32_t i = 0; i < rd.n_fetches && n_fetches < RAFT_MAX_MEMBERS * 3; i++)

@@ -117,6 +117,7 @@ struct member {
     bool snap_inflight;            /* between storage_snapshot_begin and the work's end */
     uint64_t log_bytes_since_snap; /* entry bytes appended to the WAL since the last snapshot */
     uint64_t log_reads, log_read_entries; /* read-backs from the WAL sent to followers */
+    bool conf_since_snap; /* the membership changed since the last snapshot */
     struct stop_ctx *stop;                /* set while stopping */
     uint64_t ticks;
     bool failed;
