@@ -1869,13 +1869,13 @@ static bool pr_wants_send(const raft *r, const progress *pr)
 }
 
 /* How many of ents (at least one, if any) fit in one append message. */
-static uint32_t msg_fill(const raft *r, const raft_entry *ents, uint64_t avail)
+uint32_t raft_entries_fitting(const raft_entry *ents, uint64_t avail, uint64_t max_bytes)
 {
     uint32_t n = 0;
     uint64_t bytes = 0;
-    while (n < avail) {
+    while (n < avail && n < UINT32_MAX) {
         bytes += ents[n].len;
-        if (n > 0 && bytes > r->cfg.max_msg_bytes)
+        if (n > 0 && bytes > max_bytes)
             break;
         n++;
     }
@@ -1932,7 +1932,7 @@ static void send_appends(raft *r, progress *pr)
         const raft_entry *ents = NULL;
         if (pr->next <= last_index(r)) {
             ents = entry_at(r, pr->next);
-            n = msg_fill(r, ents, last_index(r) - pr->next + 1);
+            n = raft_entries_fitting(ents, last_index(r) - pr->next + 1, r->cfg.max_msg_bytes);
         }
         send_append(r, pr, prev, ents, n);
     }
@@ -1954,7 +1954,7 @@ int raft_fetched(raft *r, raft_id to, uint64_t from, const raft_entry *ents, uin
             (ents[i].len > 0 && !ents[i].data))
             return RAFT_EINVAL;
     }
-    uint32_t k = msg_fill(r, ents, n);
+    uint32_t k = raft_entries_fitting(ents, n, r->cfg.max_msg_bytes);
     raft_entry *copy = scratch_entries(r, ents, k);
     if (!copy)
         return RAFT_ENOMEM;

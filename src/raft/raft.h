@@ -355,6 +355,10 @@ int raft_snapshot_taken(raft *r, uint64_t index, uint64_t size);
  * when the entries are not the log's (wrong index or term): nothing is sent then. */
 int raft_fetched(raft *r, raft_id to, uint64_t from, const raft_entry *ents, uint32_t n);
 
+/* How many of the `avail` entries at ents fit in max_bytes of data: at least one (if any),
+ * as one append message or one answer to a raft_fetch holds. */
+uint32_t raft_entries_fitting(const raft_entry *ents, uint64_t avail, uint64_t max_bytes);
+
 /* The follower's transport could not deliver to `to` (connection refused
  * etc.): the leader slows down to probing that follower. */
 void raft_report_unreachable(raft *r, raft_id to);

@@ -207,17 +207,6 @@ int maint_apply_alarm(member *m, mvcc_store *mv, const uint8_t *req, size_t len,
     return 0;
 }
 
-void member_raise_nospace(member *m)
-{
-    Etcdserverpb__AlarmRequest rq = ETCDSERVERPB__ALARM_REQUEST__INIT;
-    rq.action = ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE;
-    rq.memberid = m->id;
-    rq.alarm = ETCDSERVERPB__ALARM_TYPE__NOSPACE;
-    uint8_t buf[32];
-    size_t n = etcdserverpb__alarm_request__pack(&rq, buf);
-    member_propose(m, NULL, REQ_ALARM, buf, n);
-}
-
 void member_raise_nospace_for(member *m, api_call *call)
 {
     Etcdserverpb__AlarmRequest rq = ETCDSERVERPB__ALARM_REQUEST__INIT;

@@ -117,7 +117,7 @@ struct member {
     bool snap_inflight;            /* between storage_snapshot_begin and the work's end */
     uint64_t log_bytes_since_snap; /* entry bytes appended to the WAL since the last snapshot */
     uint64_t log_reads, log_read_entries; /* read-backs from the WAL sent to followers */
-    bool conf_since_snap; /* the membership changed since the last snapshot */
+    bool conf_since_snap;                 /* the membership changed since the last snapshot */
     struct stop_ctx *stop;                /* set while stopping */
     uint64_t ticks;
     bool failed;
@@ -192,10 +192,8 @@ int member_pack(const struct ProtobufCMessage *msg, uint8_t **out, size_t *len);
 /* Applies an AlarmRequest entry (NOSPACE raise or disarm). Returns 0, -1 when the store failed. */
 int maint_apply_alarm(member *m, mvcc_store *mv, const uint8_t *req, size_t len, bool want_reply,
                       int *status, const char **message, uint8_t **msg, size_t *msg_len);
-/* Proposes the NOSPACE alarm (the quota was found exceeded before a write). */
-void member_raise_nospace(member *m);
-/* The same for a write refused over the quota: `call` gets its NOSPACE error once the alarm
- * is applied (as etcd, which raises the alarm before it answers). */
+/* Proposes the NOSPACE alarm for a write refused over the quota: `call` gets its NOSPACE
+ * error once the alarm is applied (as etcd, which raises the alarm before it answers). */
 void member_raise_nospace_for(member *m, api_call *call);
 
 /* watch_svc.c: the Watch service. */

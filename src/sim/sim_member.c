@@ -420,11 +420,7 @@ static void answer_fetch(sim *s, sim_member *mb, const raft_fetch *f)
     if (f->from >= first && f->from < first + l->n &&
         !(s->prof.fetch_fail_ppm && sim_rng_chance(&s->rng, s->prof.fetch_fail_ppm))) {
         ents = &l->e[f->from - first];
-        uint64_t avail = first + l->n - f->from, bytes = 0;
-        while (n < avail && (n == 0 || bytes + ents[n].len <= f->max_bytes)) {
-            bytes += ents[n].len;
-            n++;
-        }
+        n = raft_entries_fitting(ents, first + l->n - f->from, f->max_bytes);
     }
     sim_trace(s, "fetch", mb->slot, f->to, f->from, n);
     int rc = raft_fetched(mb->r, f->to, f->from, ents, n);

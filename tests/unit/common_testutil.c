@@ -40,6 +40,22 @@ void tu_rmrf(const char *path)
     nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+char tu_tmp[1024];
+
+int tu_tmp_setup(void **state)
+{
+    (void)state;
+    tu_mkdtemp(tu_tmp, sizeof tu_tmp);
+    return 0;
+}
+
+int tu_tmp_teardown(void **state)
+{
+    (void)state;
+    tu_rmrf(tu_tmp);
+    return 0;
+}
+
 uint8_t *tu_read_file(const char *path, size_t *len)
 {
     int fd = open(path, O_RDONLY);

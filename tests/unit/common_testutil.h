@@ -15,6 +15,12 @@ void tu_mkdtemp(char *out, size_t cap);
 /* Remove a directory tree (no error if missing). */
 void tu_rmrf(const char *path);
 
+/* The running test's temporary directory: cmocka setup/teardown that make it fresh and
+ * remove it again. */
+extern char tu_tmp[1024];
+int tu_tmp_setup(void **state);
+int tu_tmp_teardown(void **state);
+
 /* Whole file into a malloc'ed buffer (*len receives the size). */
 uint8_t *tu_read_file(const char *path, size_t *len);
 

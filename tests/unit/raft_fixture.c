@@ -446,13 +446,9 @@ void fx_answer_fetches(fx *f, raft_id id)
     for (size_t k = 0; k < n->n_fetches; k++) {
         const raft_fetch *q = &n->fetches[k];
         const raft_entry *first = fx_log_get(&n->dlog, q->from);
-        uint32_t cnt = 0;
-        uint64_t bytes = 0;
-        while (first && q->from + cnt <= fx_log_last(&n->dlog) &&
-               (cnt == 0 || bytes + first[cnt].len <= q->max_bytes)) {
-            bytes += first[cnt].len;
-            cnt++;
-        }
+        uint32_t cnt =
+            first ? raft_entries_fitting(first, fx_log_last(&n->dlog) - q->from + 1, q->max_bytes)
+                  : 0;
         assert_int_equal(raft_fetched(n->r, q->to, q->from, first, cnt), 0);
         if (cnt > 0)
             n->fetches_answered++;

@@ -105,15 +105,24 @@ static void test_snapshot_request_and_compaction(void **state)
     fx_free(f);
 }
 
-/* Isolates 3, commits `n` entries on 1 and 2 (both compact), heals. */
+/* 3 members with config c, led by 1; 3 isolated while 1 and 2 commit `n` entries. If
+ * !leader_answers, 1 leaves its rd.fetches to the test. */
+static fx *isolated_follower(const raft_config *c, int n, const char *prefix, bool leader_answers)
+{
+    fx *f = fx_new(3, c);
+    fx_elect(f, 1);
+    fx_node_of(f, 1)->auto_fetch = leader_answers;
+    fx_isolate(f, 3);
+    propose_n(f, 1, n, prefix);
+    fx_tick(f, 1, 1);
+    return f;
+}
+
+/* Isolates 3 while 1 and 2 commit `n` entries (both compact). */
 static fx *lagging_follower(int n, raft_config *out_cfg)
 {
     raft_config c = snap_config();
-    fx *f = fx_new(3, &c);
-    fx_elect(f, 1);
-    fx_isolate(f, 3);
-    propose_n(f, 1, n, "v");
-    fx_tick(f, 1, 1);
+    fx *f = isolated_follower(&c, n, "v", true);
     assert_true(fx_node_of(f, 1)->snapshots_taken >= 1);
     assert_true(fx_status(f, 1).first_index > IDX(2));
     assert_int_equal(fx_last_index(f, 3), IDX(1));
@@ -335,15 +344,17 @@ static size_t count_fetch_from(const fx_node *n, uint64_t from)
     return k;
 }
 
+/* isolated_follower with mem_config. */
+static fx *behind_in_wal(int n, const char *prefix, bool leader_answers)
+{
+    raft_config c = mem_config();
+    return isolated_follower(&c, n, prefix, leader_answers);
+}
+
 static void test_log_memory_bound_and_read_back(void **state)
 {
     (void)state;
-    raft_config c = mem_config();
-    fx *f = fx_new(3, &c);
-    fx_elect(f, 1);
-    fx_isolate(f, 3);
-    propose_n(f, 1, 40, "mem");
-    fx_tick(f, 0, 1);
+    fx *f = behind_in_wal(40, "mem", true);
     raft_status st = fx_status(f, 1);
     assert_int_equal(st.snapshot_index, 0);
     assert_true(st.first_index > IDX(30)); /* applied entries left memory */
@@ -369,14 +380,8 @@ static void test_log_memory_bound_and_read_back(void **state)
 static void test_read_back_answers_are_checked(void **state)
 {
     (void)state;
-    raft_config c = mem_config();
-    fx *f = fx_new(3, &c);
-    fx_elect(f, 1);
+    fx *f = behind_in_wal(20, "chk", false);
     fx_node *n1 = fx_node_of(f, 1), *n3 = fx_node_of(f, 3);
-    n1->auto_fetch = false;
-    fx_isolate(f, 3);
-    propose_n(f, 1, 20, "chk");
-    fx_tick(f, 0, 1);
     fx_heal(f);
     fx_tick(f, 0, 3);
     assert_true(n1->n_fetches >= 1);
@@ -421,12 +426,7 @@ static void test_read_back_answers_are_checked(void **state)
 static void test_read_back_then_snapshot_when_compacted(void **state)
 {
     (void)state;
-    raft_config c = mem_config();
-    fx *f = fx_new(3, &c);
-    fx_elect(f, 1);
-    fx_isolate(f, 3);
-    propose_n(f, 1, 30, "cmp");
-    fx_tick(f, 0, 1);
+    fx *f = behind_in_wal(30, "cmp", true);
     /* a snapshot at the applied index now covers what 3 needs: it gets the snapshot */
     fx_take_snapshot(f, 1);
     raft_status st = fx_status(f, 1);

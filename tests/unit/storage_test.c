@@ -30,22 +30,6 @@
 #define MAX_PUTS    4096
 #define VALUE_PAD   40
 
-static char tmp[1024];
-
-static int setup(void **state)
-{
-    (void)state;
-    tu_mkdtemp(tmp, sizeof tmp);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tu_rmrf(tmp);
-    return 0;
-}
-
 /* ------------------------------------------------------------ a member */
 
 typedef struct node {
@@ -368,12 +352,12 @@ static void test_fresh_layout(void **state)
     (void)state;
     node n;
     cord_error err;
-    assert_int_equal(node_open(&n, tmp, 0, 0, &err), STORAGE_OK);
+    assert_int_equal(node_open(&n, tu_tmp, 0, 0, &err), STORAGE_OK);
     const raft_restore *rs = storage_restore(n.st);
     assert_null(rs->snapshot);
     assert_int_equal(rs->applied, 0);
     char p[2048], member[1100];
-    path_join(member, sizeof member, tmp, "member");
+    path_join(member, sizeof member, tu_tmp, "member");
     assert_int_equal(tu_mode(member), 0700);
     path_join(p, sizeof p, member, "wal");
     assert_int_equal(tu_mode(p), 0700);
@@ -383,7 +367,7 @@ static void test_fresh_layout(void **state)
     assert_int_equal(tu_mode(p), 0700);
     /* a second open of the same member is refused while the first holds it */
     storage *other = NULL;
-    assert_int_equal(storage_open(tmp, NULL, &other, &err), STORAGE_ELOCKED);
+    assert_int_equal(storage_open(tu_tmp, NULL, &other, &err), STORAGE_ELOCKED);
     assert_null(other);
     node_close(&n);
 }
@@ -394,7 +378,7 @@ static void test_restart_state_equal(void **state)
     node n;
     cord_error err;
     acks k = {.fd = -1};
-    assert_int_equal(node_open(&n, tmp, 0, 0, &err), STORAGE_OK);
+    assert_int_equal(node_open(&n, tu_tmp, 0, 0, &err), STORAGE_OK);
     node_elect(&n, &k);
     put_range(&n, &k, 0, 0, 60, 5);
     /* deletes, an overwrite, a no-op delete and an undecodable entry */
@@ -419,7 +403,7 @@ static void test_restart_state_equal(void **state)
     node_close(&n);
 
     /* restart: the same state, the log back in the core */
-    assert_int_equal(node_open(&n, tmp, 0, 0, &err), STORAGE_OK);
+    assert_int_equal(node_open(&n, tu_tmp, 0, 0, &err), STORAGE_OK);
     summary after;
     summarize(&n, &after);
     assert_summary_equal(&before, &after);
@@ -446,14 +430,14 @@ static void test_snapshots_and_restart(void **state)
     node n;
     cord_error err;
     acks k = {.fd = -1};
-    assert_int_equal(node_open(&n, tmp, 10, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
+    assert_int_equal(node_open(&n, tu_tmp, 10, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
     node_elect(&n, &k);
     put_range(&n, &k, 0, 0, 300, 3);
     uint64_t s_index, s_term;
     storage_snapshot_get(n.st, &s_index, &s_term);
     assert_true(s_index > 250);
     char member[1100], snapdir[1200], waldir[1200];
-    path_join(member, sizeof member, tmp, "member");
+    path_join(member, sizeof member, tu_tmp, "member");
     path_join(snapdir, sizeof snapdir, member, "snap");
     path_join(waldir, sizeof waldir, member, "wal");
     assert_true(tu_count_suffix(snapdir, ".snap") >= 1);
@@ -485,7 +469,7 @@ static void test_snapshots_and_restart(void **state)
     assert_int_equal(before.revision, 1 + 305);
     node_close(&n);
 
-    assert_int_equal(node_open(&n, tmp, 10, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
+    assert_int_equal(node_open(&n, tu_tmp, 10, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
     /* storage_restore was released by node_open: look at the core instead */
     raft_status rs;
     raft_get_status(n.r, &rs);
@@ -524,19 +508,19 @@ static void test_store_behind_snapshot(void **state)
     cord_error err;
     acks k = {.fd = -1};
     char member[1100], db[1200], data[1300], lock[1300], saved[1300];
-    path_join(member, sizeof member, tmp, "member");
+    path_join(member, sizeof member, tu_tmp, "member");
     path_join(db, sizeof db, member, "db");
     path_join(data, sizeof data, db, "data.mdb");
     path_join(lock, sizeof lock, db, "lock.mdb");
-    path_join(saved, sizeof saved, tmp, "old-data.mdb");
+    path_join(saved, sizeof saved, tu_tmp, "old-data.mdb");
 
-    assert_int_equal(node_open(&n, tmp, 20, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
+    assert_int_equal(node_open(&n, tu_tmp, 20, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
     node_elect(&n, &k);
     put_range(&n, &k, 0, 0, 5, 5);
     node_close(&n);
     copy_file(data, saved);
 
-    assert_int_equal(node_open(&n, tmp, 20, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
+    assert_int_equal(node_open(&n, tu_tmp, 20, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
     node_elect(&n, &k);
     put_range(&n, &k, 0, 5, 100, 5);
     uint64_t s_index, s_term;
@@ -548,7 +532,7 @@ static void test_store_behind_snapshot(void **state)
 
     copy_file(saved, data);
     unlink(lock);
-    assert_int_equal(node_open(&n, tmp, 20, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
+    assert_int_equal(node_open(&n, tu_tmp, 20, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
     summary after;
     summarize(&n, &after);
     assert_summary_equal(&before, &after);
@@ -565,13 +549,14 @@ static void unsynced_store_case(uint64_t snapshot_entries)
     cord_error err;
     acks k = {.fd = -1};
     char member[1100], db[1200], data[1300], marker[1300];
-    path_join(member, sizeof member, tmp, "member");
+    path_join(member, sizeof member, tu_tmp, "member");
     path_join(db, sizeof db, member, "db");
     path_join(data, sizeof data, db, "data.mdb");
     path_join(marker, sizeof marker, member, "db.unsynced");
     open_no_sync = true;
 
-    assert_int_equal(node_open(&n, tmp, snapshot_entries, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
+    assert_int_equal(node_open(&n, tu_tmp, snapshot_entries, WAL_SEGMENT_BYTES_MIN, &err),
+                     STORAGE_OK);
     assert_false(storage_store_rebuilt(n.st));
     assert_int_equal(access(marker, F_OK), 0); /* written before the first commit */
     node_elect(&n, &k);
@@ -582,7 +567,8 @@ static void unsynced_store_case(uint64_t snapshot_entries)
     assert_int_not_equal(access(marker, F_OK), 0); /* a clean close synced the store */
 
     /* same boot (a killed process): the store is kept as it is */
-    assert_int_equal(node_open(&n, tmp, snapshot_entries, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
+    assert_int_equal(node_open(&n, tu_tmp, snapshot_entries, WAL_SEGMENT_BYTES_MIN, &err),
+                     STORAGE_OK);
     assert_false(storage_store_rebuilt(n.st));
     summary after;
     summarize(&n, &after);
@@ -597,7 +583,8 @@ static void unsynced_store_case(uint64_t snapshot_entries)
     memset(buf + 4096, 0xA5, len - 4096);
     tu_write_file(data, buf, len);
     free(buf);
-    assert_int_equal(node_open(&n, tmp, snapshot_entries, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
+    assert_int_equal(node_open(&n, tu_tmp, snapshot_entries, WAL_SEGMENT_BYTES_MIN, &err),
+                     STORAGE_OK);
     assert_true(storage_store_rebuilt(n.st));
     acks k2 = {.fd = -1};
     node_elect(&n, &k2); /* the core re-delivers the log after the snapshot */
@@ -633,13 +620,13 @@ static void test_corrupt_wal_is_reported(void **state)
     node n;
     cord_error err;
     acks k = {.fd = -1};
-    assert_int_equal(node_open(&n, tmp, 0, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
+    assert_int_equal(node_open(&n, tu_tmp, 0, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
     node_elect(&n, &k);
     put_range(&n, &k, 0, 0, 150, 5);
     node_close(&n);
 
     char waldir[1200], seg[2048];
-    path_join(seg, sizeof seg, tmp, "member");
+    path_join(seg, sizeof seg, tu_tmp, "member");
     path_join(waldir, sizeof waldir, seg, "wal");
     assert_true(tu_count_suffix(waldir, ".wal") >= 3);
     assert_int_equal(tu_nth_with_suffix(waldir, ".wal", 0, seg, sizeof seg), 1);
@@ -649,7 +636,7 @@ static void test_corrupt_wal_is_reported(void **state)
 
     storage *st = NULL;
     cord_error_clear(&err);
-    int rc = storage_open(tmp, NULL, &st, &err);
+    int rc = storage_open(tu_tmp, NULL, &st, &err);
     assert_int_equal(rc, STORAGE_ECORRUPT);
     assert_int_equal(err.code, STORAGE_ECORRUPT);
     assert_null(st);
@@ -668,7 +655,7 @@ static void test_wal_failure_stops_member(void **state)
     node n;
     cord_error err;
     acks k = {.fd = -1};
-    assert_int_equal(node_open(&n, tmp, 0, 0, &err), STORAGE_OK);
+    assert_int_equal(node_open(&n, tu_tmp, 0, 0, &err), STORAGE_OK);
     node_elect(&n, &k);
     put_range(&n, &k, 0, 0, 30, 3);
     uint64_t acked = k.puts;
@@ -689,7 +676,7 @@ static void test_wal_failure_stops_member(void **state)
     assert_non_null(strstr(err.msg, "fdatasync"));
     node_close(&n);
 
-    assert_int_equal(node_open(&n, tmp, 0, 0, &err), STORAGE_OK);
+    assert_int_equal(node_open(&n, tu_tmp, 0, 0, &err), STORAGE_OK);
     for (unsigned i = 0; i < 30; i++) {
         check_put(&n, 0, i);
     }
@@ -788,7 +775,7 @@ static void cluster_open(cluster *c, uint64_t snapshot_entries)
 {
     cord_error err;
     for (int i = 0; i < CLUSTER_N; i++) {
-        snprintf(c->dirs[i], sizeof c->dirs[i], "%s/m%d", tmp, i + 1);
+        snprintf(c->dirs[i], sizeof c->dirs[i], "%s/m%d", tu_tmp, i + 1);
         int rc = node_open_member(&c->nodes[i], c->dirs[i], (raft_id)(i + 1), CLUSTER_N,
                                   snapshot_entries, WAL_SEGMENT_BYTES_MIN, &err);
         if (rc != STORAGE_OK) {
@@ -1026,7 +1013,7 @@ static int run_child(const char *spec, unsigned life, history *h)
         snprintf(l, sizeof l, "%u", life);
         snprintf(f, sizeof f, "%d", pfd[1]);
         setenv(FAILPOINT_ENV, spec, 1);
-        execl("/proc/self/exe", "storage_test", "--child", tmp, l, f, (char *)NULL);
+        execl("/proc/self/exe", "storage_test", "--child", tu_tmp, l, f, (char *)NULL);
         _exit(127);
     }
     close(pfd[1]);
@@ -1090,7 +1077,7 @@ static void verify_after_crash(const history *h, unsigned lives)
 {
     node n;
     cord_error err;
-    int rc = node_open(&n, tmp, CHILD_SNAP_EVERY, CHILD_SEGMENT, &err);
+    int rc = node_open(&n, tu_tmp, CHILD_SNAP_EVERY, CHILD_SEGMENT, &err);
     if (rc != STORAGE_OK) {
         fail_msg("reopen after crash: %s: %s", storage_status_name(rc), err.msg);
     }
@@ -1108,7 +1095,7 @@ static void verify_after_crash(const history *h, unsigned lives)
     assert_int_equal(applied, rs.last_index);
     node_close(&n);
     char member[1100], snapdir[1200];
-    path_join(member, sizeof member, tmp, "member");
+    path_join(member, sizeof member, tu_tmp, "member");
     path_join(snapdir, sizeof snapdir, member, "snap");
     assert_int_equal(tu_count_suffix(snapdir, ".tmp"), 0);
 }
@@ -1194,29 +1181,39 @@ static void test_clean_child_run(void **state)
 int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "--child") == 0) {
-        snprintf(tmp, sizeof tmp, "%s", argv[2]);
+        snprintf(tu_tmp, sizeof tu_tmp, "%s", argv[2]);
         return child_main(argv[2], (unsigned)atoi(argv[3]), atoi(argv[4]));
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_command_format),
-        cmocka_unit_test_setup_teardown(test_fresh_layout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_restart_state_equal, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_snapshots_and_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_behind_snapshot, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unsynced_store_with_snapshot, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unsynced_store_log_only, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_corrupt_wal_is_reported, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wal_failure_stops_member, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_transfer_and_install, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_install_interrupted, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_clean_child_run, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_crash_wal_before_fsync, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_crash_wal_after_fsync, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_crash_wal_torn_write, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_crash_mvcc_before_commit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_crash_mvcc_after_commit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_crash_snap_before_rename, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_crash_snap_after_rename, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fresh_layout, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_state_equal, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshots_and_restart, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_store_behind_snapshot, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_unsynced_store_with_snapshot, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_unsynced_store_log_only, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_wal_is_reported, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_wal_failure_stops_member, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_transfer_and_install, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_install_interrupted, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_clean_child_run, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_crash_wal_before_fsync, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_crash_wal_after_fsync, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_crash_wal_torn_write, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_crash_mvcc_before_commit, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_crash_mvcc_after_commit, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_crash_snap_before_rename, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_crash_snap_after_rename, tu_tmp_setup,
+                                        tu_tmp_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,22 +17,6 @@
 
 #define SMALL_SEGMENT 8192
 
-static char tmp[1024];
-
-static int setup(void **state)
-{
-    (void)state;
-    tu_mkdtemp(tmp, sizeof tmp);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tu_rmrf(tmp);
-    return 0;
-}
-
 /* Child: continue the log from where it is, batches of `batch` entries. */
 static int child_main(const char *dir, uint64_t segment_bytes, uint64_t batch, int fd)
 {
@@ -82,7 +66,7 @@ static uint64_t run_child(const char *spec, uint64_t batch, int *exit_code)
         snprintf(b, sizeof b, "%" PRIu64, batch);
         snprintf(fd, sizeof fd, "%d", pfd[1]);
         setenv(FAILPOINT_ENV, spec, 1);
-        execl("/proc/self/exe", "wal_crash_test", "--child", tmp, seg, b, fd, (char *)NULL);
+        execl("/proc/self/exe", "wal_crash_test", "--child", tu_tmp, seg, b, fd, (char *)NULL);
         _exit(127);
     }
     close(pfd[1]);
@@ -104,7 +88,7 @@ static uint64_t run_child(const char *spec, uint64_t batch, int *exit_code)
 static void check_after_crash(uint64_t reported, int expect_repair)
 {
     wal_open_info info;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, &info);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, &info);
     if (expect_repair >= 0) {
         assert_int_equal(info.tail_repaired, expect_repair);
     }
@@ -124,7 +108,7 @@ static void check_after_crash(uint64_t reported, int expect_repair)
     assert_true(st.hard_state.commit >= reported);
     assert_true(st.hard_state.commit <= st.last_index);
     wal_close(w);
-    assert_int_equal(tu_count_suffix(tmp, ".tmp"), 0);
+    assert_int_equal(tu_count_suffix(tu_tmp, ".tmp"), 0);
 }
 
 static void crash_scenario(const char *spec, uint64_t batch, int expect_repair)
@@ -196,13 +180,15 @@ int main(int argc, char **argv)
                           atoi(argv[5]));
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_crash_before_write, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_crash_after_write, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_crash_before_fsync, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_crash_after_fsync, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_crash_torn_write, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_crash_in_segment_creation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_clean_run_reports_everything, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_before_write, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_crash_after_write, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_crash_before_fsync, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_crash_after_fsync, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_crash_torn_write, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_crash_in_segment_creation, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_clean_run_reports_everything, tu_tmp_setup,
+                                        tu_tmp_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

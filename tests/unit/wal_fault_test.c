@@ -12,21 +12,10 @@
 
 #define SMALL_SEGMENT 4096
 
-static char tmp[1024];
-
-static int setup(void **state)
-{
-    (void)state;
-    tu_mkdtemp(tmp, sizeof tmp);
-    return 0;
-}
-
 static int teardown(void **state)
 {
-    (void)state;
     failpoint_configure(NULL, NULL);
-    tu_rmrf(tmp);
-    return 0;
+    return tu_tmp_teardown(state);
 }
 
 static void configure(const char *spec)
@@ -54,7 +43,7 @@ static void expect_refusing(wal *w)
 
 static uint64_t reopen_last_index(void)
 {
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     wt_log log;
     cord_error err;
     assert_int_equal(wt_replay(w, &log, &err), WAL_OK);
@@ -69,7 +58,7 @@ static uint64_t reopen_last_index(void)
 static void fail_sync_with(const char *spec, int want_errno, int write_reached_disk)
 {
     cord_error err;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     wal_persisted p;
     assert_int_equal(wt_append(w, 1, 10, 1, &err), WAL_OK);
     assert_int_equal(wal_sync(w, &p, &err), WAL_OK);
@@ -121,7 +110,7 @@ static void test_nth_sync_fails(void **state)
     (void)state;
     cord_error err;
     configure("wal-before-fsync=3*error");
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     assert_int_equal(wt_append(w, 1, 1, 1, &err), WAL_OK);
     assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
     assert_int_equal(wt_append(w, 2, 2, 1, &err), WAL_OK);
@@ -143,10 +132,10 @@ static void test_segment_creation_fails(void **state)
         "wal-before-cut-truncate=error",
     };
     for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
-        tu_rmrf(tmp);
-        tu_mkdtemp(tmp, sizeof tmp);
+        tu_rmrf(tu_tmp);
+        tu_mkdtemp(tu_tmp, sizeof tu_tmp);
         cord_error err;
-        wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+        wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
         configure(specs[s]);
         uint64_t synced = 0;
         int rc = WAL_OK;
@@ -162,7 +151,7 @@ static void test_segment_creation_fails(void **state)
         expect_refusing(w);
         wal_close(w);
         configure(NULL);
-        assert_int_equal(tu_count_suffix(tmp, ".tmp"), 0);
+        assert_int_equal(tu_count_suffix(tu_tmp, ".tmp"), 0);
         assert_int_equal(reopen_last_index(), synced);
     }
 }
@@ -183,7 +172,7 @@ static void test_failure_on_worker_thread(void **state)
 {
     (void)state;
     cord_error err;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     assert_int_equal(wt_append(w, 1, 5, 1, &err), WAL_OK);
     assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
     configure("wal-before-fsync=error(ENOSPC)");
@@ -206,13 +195,13 @@ static void test_failure_on_worker_thread(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_enospc_on_write, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_eio_on_write, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_eio_on_fdatasync, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_enospc_on_fdatasync, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_nth_sync_fails, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_segment_creation_fails, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failure_on_worker_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_enospc_on_write, tu_tmp_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eio_on_write, tu_tmp_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eio_on_fdatasync, tu_tmp_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_enospc_on_fdatasync, tu_tmp_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nth_sync_fails, tu_tmp_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_segment_creation_fails, tu_tmp_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failure_on_worker_thread, tu_tmp_setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,22 +12,6 @@
 #define SMALL_SEGMENT 4096
 #define MODEL_MAX     16384
 
-static char tmp[1024];
-
-static int setup(void **state)
-{
-    (void)state;
-    tu_mkdtemp(tmp, sizeof tmp);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tu_rmrf(tmp);
-    return 0;
-}
-
 /* terms[i] = term of entry i expected in the log. */
 static uint64_t model_terms[MODEL_MAX];
 
@@ -97,7 +81,7 @@ static void test_read_across_segments(void **state)
 {
     (void)state;
     cord_error err;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     for (uint64_t i = 1; i <= 300; i += 10) {
         assert_int_equal(wt_append(w, i, i + 4, 1, &err), WAL_OK);
         raft_hard_state hs = {.term = 1, .vote = 2, .commit = i};
@@ -140,7 +124,7 @@ static void test_read_truncation(void **state)
 {
     (void)state;
     cord_error err;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     assert_int_equal(wt_append(w, 1, 10, 1, &err), WAL_OK);
     assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
     model_set(1, 10, 1);
@@ -174,7 +158,7 @@ static void test_read_truncation(void **state)
     check_read(w, 1, 40, UINT64_MAX, 1000);
     expect_read_error(w, 41, WAL_EINVAL, "not durable");
     wal_close(w);
-    w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     check_read(w, 1, 40, UINT64_MAX, 1000);
     check_read(w, 29, 40, 200, 1000);
     expect_read_error(w, 41, WAL_EINVAL, NULL);
@@ -185,7 +169,7 @@ static void test_read_snapshot_marker(void **state)
 {
     (void)state;
     cord_error err;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     assert_int_equal(wt_append(w, 1, 100, 1, &err), WAL_OK);
     assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
     model_set(1, 100, 1);
@@ -198,7 +182,7 @@ static void test_read_snapshot_marker(void **state)
     expect_read_error(w, 30, WAL_EINVAL, "compacted");
     check_read(w, 31, 100, UINT64_MAX, 1000);
     wal_close(w);
-    w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     expect_read_error(w, 30, WAL_EINVAL, "compacted");
     check_read(w, 31, 100, UINT64_MAX, 1000);
     /* marker at the last entry: nothing to read */
@@ -217,7 +201,7 @@ static void test_read_durable_bound_and_in_flight(void **state)
 {
     (void)state;
     cord_error err;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     expect_read_error(w, 1, WAL_EINVAL, "not durable"); /* empty */
     assert_int_equal(wt_append(w, 1, 20, 1, &err), WAL_OK);
     expect_read_error(w, 1, WAL_EINVAL, "not durable");
@@ -255,7 +239,7 @@ static void test_read_install_snapshot(void **state)
 {
     (void)state;
     cord_error err;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     assert_int_equal(wt_append(w, 1, 20, 1, &err), WAL_OK);
     assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
     model_set(1, 20, 1);
@@ -277,7 +261,7 @@ static void test_read_install_snapshot(void **state)
     expect_read_error(w, 18, WAL_EINVAL, "compacted");
     check_read(w, 1001, 1010, UINT64_MAX, 1000);
     wal_close(w);
-    w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     expect_read_error(w, 1000, WAL_EINVAL, "compacted");
     check_read(w, 1001, 1010, UINT64_MAX, 1000);
     check_read(w, 1005, 1010, 10, 3);
@@ -288,7 +272,7 @@ static void test_read_after_release_and_reopen(void **state)
 {
     (void)state;
     cord_error err;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     for (uint64_t i = 1; i <= 500; i += 10) {
         assert_int_equal(wt_append(w, i, i + 9, 1, &err), WAL_OK);
         raft_hard_state hs = {.term = 1, .vote = 1, .commit = i + 9};
@@ -313,7 +297,7 @@ static void test_read_after_release_and_reopen(void **state)
     check_read(w, 301, 700, UINT64_MAX, 10000);
     wal_close(w);
     /* positions rebuilt by wal_open (without replay), and after replay */
-    w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     check_read(w, 301, 700, UINT64_MAX, 10000);
     check_read(w, 499, 700, 1000, 10000);
     wt_log log;
@@ -327,7 +311,7 @@ static void test_read_damaged_record(void **state)
 {
     (void)state;
     cord_error err;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     for (uint64_t i = 1; i <= 200; i += 10) {
         assert_int_equal(wt_append(w, i, i + 9, 1, &err), WAL_OK);
         assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
@@ -335,7 +319,7 @@ static void test_read_damaged_record(void **state)
     model_set(1, 200, 1);
     assert_true(wal_segment_count(w) >= 2);
     char path[1400];
-    assert_true(tu_nth_with_suffix(tmp, ".wal", 0, path, sizeof path));
+    assert_true(tu_nth_with_suffix(tu_tmp, ".wal", 0, path, sizeof path));
     uint64_t offs[64], sizes[64];
     size_t nrec = wt_records(path, offs, sizes, 64);
     assert_true(nrec > 8);
@@ -394,7 +378,7 @@ static void test_read_during_worker_sync(void **state)
 {
     (void)state;
     cord_error err;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     uint64_t durable = 0;
     for (uint64_t round = 0; round < 40; round++) {
         uint64_t first = durable + 1;
@@ -469,7 +453,7 @@ static void test_read_random(void **state)
     memset(&m, 0, sizeof m);
     m.floor = UINT64_MAX;
     m.term = 1;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     for (int step = 0; step < 3000; step++) {
         uint64_t op = rnd(100);
         if (op < 45) { /* append, sometimes rewriting a suffix */
@@ -522,7 +506,7 @@ static void test_read_random(void **state)
             }
             if (rnd(12) == 0) {
                 wal_close(w);
-                w = wt_open(tmp, SMALL_SEGMENT, NULL);
+                w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
                 wal_state st;
                 wal_state_get(w, &st);
                 assert_int_equal(st.snapshot_index, m.snap);
@@ -537,15 +521,18 @@ static void test_read_random(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_read_across_segments, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_truncation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_snapshot_marker, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_durable_bound_and_in_flight, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_install_snapshot, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_after_release_and_reopen, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_damaged_record, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_during_worker_sync, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_random, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_across_segments, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_read_truncation, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_read_snapshot_marker, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_read_durable_bound_and_in_flight, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_read_install_snapshot, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_read_after_release_and_reopen, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_read_damaged_record, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_read_during_worker_sync, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_read_random, tu_tmp_setup, tu_tmp_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,25 +10,9 @@
 
 #define SMALL_SEGMENT 4096
 
-static char tmp[1024];
-
-static int setup(void **state)
-{
-    (void)state;
-    tu_mkdtemp(tmp, sizeof tmp);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tu_rmrf(tmp);
-    return 0;
-}
-
 static void wal_dir(char *out, size_t cap)
 {
-    snprintf(out, cap, "%s/member/wal", tmp);
+    snprintf(out, cap, "%s/member/wal", tu_tmp);
 }
 
 static void test_fresh_and_missing_dir(void **state)
@@ -67,17 +51,17 @@ static void test_existing_empty_dir(void **state)
 {
     (void)state;
     wal_open_info info;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, &info); /* exists, empty */
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, &info); /* exists, empty */
     assert_int_equal(info.created, 1);
     wal_close(w);
-    assert_int_equal(tu_count_suffix(tmp, ".wal"), 1);
+    assert_int_equal(tu_count_suffix(tu_tmp, ".wal"), 1);
 }
 
 static void test_append_replay_reopen(void **state)
 {
     (void)state;
     cord_error err;
-    wal *w = wt_open(tmp, 0, NULL);
+    wal *w = wt_open(tu_tmp, 0, NULL);
     wal_persisted p;
     for (uint64_t i = 1; i <= 100; i += 10) {
         assert_int_equal(wt_append(w, i, i + 9, 1, &err), WAL_OK);
@@ -90,7 +74,7 @@ static void test_append_replay_reopen(void **state)
     wal_close(w);
 
     wal_open_info info;
-    w = wt_open(tmp, 0, &info);
+    w = wt_open(tu_tmp, 0, &info);
     assert_int_equal(info.entry_count, 100);
     wal_state st;
     wal_state_get(w, &st);
@@ -114,7 +98,7 @@ static void test_append_replay_reopen(void **state)
     /* no replay after appending */
     assert_int_equal(wt_replay(w, &log, &err), WAL_EINVAL);
     wal_close(w);
-    w = wt_open(tmp, 0, NULL);
+    w = wt_open(tu_tmp, 0, NULL);
     assert_int_equal(wt_replay(w, &log, &err), WAL_OK);
     assert_int_equal(log.count, 120);
     assert_int_equal(log.terms[119], 2);
@@ -125,7 +109,7 @@ static void test_hard_state_latest_wins(void **state)
 {
     (void)state;
     cord_error err;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     for (uint64_t t = 1; t <= 300; t++) {
         raft_hard_state hs = {.term = t, .vote = t % 5, .commit = t / 2};
         assert_int_equal(wal_set_hard_state(w, &hs, &err), WAL_OK);
@@ -144,7 +128,7 @@ static void test_hard_state_latest_wins(void **state)
     assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
     assert_true(wal_segment_count(w) > 1); /* crossed segments */
     wal_close(w);
-    w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     wal_state st;
     wal_state_get(w, &st);
     assert_int_equal(st.hard_state.term, 300);
@@ -158,7 +142,7 @@ static void test_truncation_overwrites_suffix(void **state)
 {
     (void)state;
     cord_error err;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     assert_int_equal(wt_append(w, 1, 10, 1, &err), WAL_OK);
     assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
     /* a new leader overwrites 6.. */
@@ -177,7 +161,7 @@ static void test_truncation_overwrites_suffix(void **state)
     assert_int_equal(p.index, 5);
     wal_close(w);
 
-    w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     wt_log log;
     assert_int_equal(wt_replay(w, &log, &err), WAL_OK);
     assert_int_equal(log.bad, 0);
@@ -190,7 +174,7 @@ static void test_truncation_overwrites_suffix(void **state)
     assert_int_equal(wt_append(w, 6, 20, 4, &err), WAL_OK);
     assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
     wal_close(w);
-    w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     assert_int_equal(wt_replay(w, &log, &err), WAL_OK);
     assert_int_equal(log.count, 20);
     assert_int_equal(log.terms[4], 3);
@@ -203,7 +187,7 @@ static void test_truncation_across_segments(void **state)
 {
     (void)state;
     cord_error err;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     for (uint64_t i = 1; i <= 400; i += 20) {
         assert_int_equal(wt_append(w, i, i + 19, 1, &err), WAL_OK);
         assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
@@ -218,7 +202,7 @@ static void test_truncation_across_segments(void **state)
     assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
     wal_close(w);
 
-    w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     wt_log log;
     assert_int_equal(wt_replay(w, &log, &err), WAL_OK);
     assert_int_equal(log.bad, 0);
@@ -239,7 +223,7 @@ static void test_snapshot_marker(void **state)
 {
     (void)state;
     cord_error err;
-    wal *w = wt_open(tmp, 0, NULL);
+    wal *w = wt_open(tu_tmp, 0, NULL);
     assert_int_equal(wt_append(w, 1, 20, 1, &err), WAL_OK);
     assert_int_equal(wal_mark_snapshot(w, 21, 1, &err), WAL_EINVAL); /* beyond the log */
     assert_int_equal(wal_mark_snapshot(w, 10, 1, &err), WAL_OK);
@@ -249,7 +233,7 @@ static void test_snapshot_marker(void **state)
     assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
     wal_close(w);
 
-    w = wt_open(tmp, 0, NULL);
+    w = wt_open(tu_tmp, 0, NULL);
     wal_state st;
     wal_state_get(w, &st);
     assert_int_equal(st.snapshot_index, 10);
@@ -263,7 +247,7 @@ static void test_snapshot_marker(void **state)
     assert_int_equal(wal_mark_snapshot(w, 20, 1, &err), WAL_OK);
     assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
     wal_close(w);
-    w = wt_open(tmp, 0, NULL);
+    w = wt_open(tu_tmp, 0, NULL);
     wal_state_get(w, &st);
     assert_int_equal(st.snapshot_index, 20);
     assert_int_equal(st.last_index, 20);
@@ -277,7 +261,7 @@ static void test_install_snapshot(void **state)
 {
     (void)state;
     cord_error err;
-    wal *w = wt_open(tmp, 0, NULL);
+    wal *w = wt_open(tu_tmp, 0, NULL);
     assert_int_equal(wt_append(w, 1, 20, 1, &err), WAL_OK);
     assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
     /* the leader sends a snapshot at 15 (term 3): the whole log is replaced */
@@ -289,7 +273,7 @@ static void test_install_snapshot(void **state)
     assert_int_equal(wt_append(w, 16, 18, 3, &err), WAL_OK);
     assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
     wal_close(w);
-    w = wt_open(tmp, 0, NULL);
+    w = wt_open(tu_tmp, 0, NULL);
     wt_log log;
     assert_int_equal(wt_replay(w, &log, &err), WAL_OK);
     assert_int_equal(log.bad, 0);
@@ -302,7 +286,7 @@ static void test_install_snapshot(void **state)
     assert_int_equal(wt_append(w, 1001, 1002, 5, &err), WAL_OK);
     assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
     wal_close(w);
-    w = wt_open(tmp, 0, NULL);
+    w = wt_open(tu_tmp, 0, NULL);
     wal_state st;
     wal_state_get(w, &st);
     assert_int_equal(st.snapshot_index, 1000);
@@ -317,7 +301,7 @@ static void test_rollover_and_release(void **state)
 {
     (void)state;
     cord_error err;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     for (uint64_t i = 1; i <= 500; i += 10) {
         assert_int_equal(wt_append(w, i, i + 9, 1, &err), WAL_OK);
         raft_hard_state hs = {.term = 1, .vote = 1, .commit = i + 9};
@@ -326,10 +310,10 @@ static void test_rollover_and_release(void **state)
     }
     uint64_t segs = wal_segment_count(w);
     assert_true(segs >= 8);
-    assert_int_equal(tu_count_suffix(tmp, ".wal"), segs);
+    assert_int_equal(tu_count_suffix(tu_tmp, ".wal"), segs);
     /* names: consecutive sequences, first index = first entry of the segment */
     char path[1400];
-    assert_true(tu_nth_with_suffix(tmp, ".wal", 1, path, sizeof path));
+    assert_true(tu_nth_with_suffix(tu_tmp, ".wal", 1, path, sizeof path));
     assert_non_null(strstr(path, "/0000000000000001-"));
     /* every non-last segment was cut to its data */
     struct stat sb;
@@ -346,14 +330,14 @@ static void test_rollover_and_release(void **state)
     assert_int_equal(wal_release_to(w, 301, &released, &err), WAL_OK);
     assert_true(released > 0);
     assert_int_equal(wal_segment_count(w), segs - released);
-    assert_int_equal(tu_count_suffix(tmp, ".wal"), segs - released);
+    assert_int_equal(tu_count_suffix(tu_tmp, ".wal"), segs - released);
     /* again: nothing more to release */
     assert_int_equal(wal_release_to(w, 301, &released, &err), WAL_OK);
     assert_int_equal(released, 0);
     wal_close(w);
 
     wal_open_info info;
-    w = wt_open(tmp, SMALL_SEGMENT, &info);
+    w = wt_open(tu_tmp, SMALL_SEGMENT, &info);
     wal_state st;
     wal_state_get(w, &st);
     assert_int_equal(st.snapshot_index, 300);
@@ -365,17 +349,17 @@ static void test_rollover_and_release(void **state)
     assert_int_equal(log.first, 301);
     assert_int_equal(log.count, 200);
     /* the oldest retained segment holds entries from before 301 */
-    assert_true(tu_nth_with_suffix(tmp, ".wal", 0, path, sizeof path));
+    assert_true(tu_nth_with_suffix(tu_tmp, ".wal", 0, path, sizeof path));
     wal_close(w);
 
     /* release everything up to the last segment */
-    w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     assert_int_equal(wal_mark_snapshot(w, 500, 1, &err), WAL_OK);
     assert_int_equal(wt_append(w, 501, 501, 1, &err), WAL_OK);
     assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
     assert_int_equal(wal_release_to(w, 501, &released, &err), WAL_OK);
     wal_close(w);
-    w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     assert_int_equal(wt_replay(w, &log, &err), WAL_OK);
     assert_int_equal(log.first, 501);
     assert_int_equal(log.count, 1);
@@ -388,9 +372,9 @@ static void test_invalid_appends_and_limits(void **state)
     cord_error err;
     wal *w = NULL;
     wal_options o = {.segment_bytes = 100};
-    assert_int_equal(wal_open(tmp, &o, &w, NULL, &err), WAL_EINVAL);
+    assert_int_equal(wal_open(tu_tmp, &o, &w, NULL, &err), WAL_EINVAL);
     o = (wal_options){.segment_bytes = SMALL_SEGMENT, .buffer_limit_bytes = 1};
-    assert_int_equal(wal_open(tmp, &o, &w, NULL, &err), WAL_OK);
+    assert_int_equal(wal_open(tu_tmp, &o, &w, NULL, &err), WAL_OK);
     raft_entry e = {.term = 1, .index = 2};
     assert_int_equal(wal_append(w, &e, 1, &err), WAL_EINVAL); /* gap */
     assert_non_null(strstr(err.msg, "gap"));
@@ -423,7 +407,7 @@ static void test_invalid_appends_and_limits(void **state)
     assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
     free(big);
     wal_close(w);
-    w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     wal_state_get(w, &st);
     assert_int_equal(st.last_index, 2);
     wal_close(w);
@@ -433,16 +417,16 @@ static void test_lock_and_tmp_leftover(void **state)
 {
     (void)state;
     cord_error err;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     wal *w2 = NULL;
-    assert_int_equal(wal_open(tmp, NULL, &w2, NULL, &err), WAL_ELOCKED);
+    assert_int_equal(wal_open(tu_tmp, NULL, &w2, NULL, &err), WAL_ELOCKED);
     assert_null(w2);
     wal_close(w);
     char path[1400];
-    snprintf(path, sizeof path, "%s/0000000000000001-0000000000000001.wal.tmp", tmp);
+    snprintf(path, sizeof path, "%s/0000000000000001-0000000000000001.wal.tmp", tu_tmp);
     tu_write_file(path, "junk", 4);
-    w = wt_open(tmp, SMALL_SEGMENT, NULL);
-    assert_int_equal(tu_count_suffix(tmp, ".tmp"), 0);
+    w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
+    assert_int_equal(tu_count_suffix(tu_tmp, ".tmp"), 0);
     assert_int_equal(wal_segment_count(w), 1);
     wal_close(w);
 }
@@ -463,7 +447,7 @@ static void test_group_commit_on_worker_thread(void **state)
 {
     (void)state;
     cord_error err;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     wal_persisted p;
     uint64_t next = 1;
     for (int round = 0; round < 50; round++) {
@@ -488,7 +472,7 @@ static void test_group_commit_on_worker_thread(void **state)
     assert_int_equal(wal_sync(w, &p, &err), WAL_OK);
     assert_int_equal(p.index, next - 1);
     wal_close(w);
-    w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     wt_log log;
     assert_int_equal(wt_replay(w, &log, &err), WAL_OK);
     assert_int_equal(log.bad, 0);
@@ -506,14 +490,14 @@ static void test_replay_abort_and_empty_sync(void **state)
 {
     (void)state;
     cord_error err;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     wal_persisted p;
     assert_int_equal(wal_sync(w, &p, &err), WAL_OK); /* nothing buffered */
     assert_int_equal(p.index, 0);
     assert_int_equal(wt_append(w, 1, 10, 1, &err), WAL_OK);
     assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
     wal_close(w);
-    w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     assert_int_equal(wal_replay(w, stop_at_5, NULL, &err), WAL_EABORTED);
     assert_string_equal(wal_status_name(WAL_EABORTED), "WAL_EABORTED");
     wal_close(w);
@@ -522,19 +506,24 @@ static void test_replay_abort_and_empty_sync(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_fresh_and_missing_dir, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_existing_empty_dir, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_append_replay_reopen, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hard_state_latest_wins, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_truncation_overwrites_suffix, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_truncation_across_segments, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_marker, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_install_snapshot, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rollover_and_release, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_appends_and_limits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_and_tmp_leftover, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_group_commit_on_worker_thread, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_replay_abort_and_empty_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fresh_and_missing_dir, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_existing_empty_dir, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_append_replay_reopen, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_hard_state_latest_wins, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_truncation_overwrites_suffix, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_truncation_across_segments, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_marker, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_install_snapshot, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_rollover_and_release, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_appends_and_limits, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_lock_and_tmp_leftover, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_on_worker_thread, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_replay_abort_and_empty_sync, tu_tmp_setup,
+                                        tu_tmp_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

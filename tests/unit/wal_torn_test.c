@@ -12,34 +12,18 @@
 
 #define SMALL_SEGMENT 4096
 
-static char tmp[1024];
-
-static int setup(void **state)
-{
-    (void)state;
-    tu_mkdtemp(tmp, sizeof tmp);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tu_rmrf(tmp);
-    return 0;
-}
-
 /* Entries 1..n, each in its own write; returns the (single) segment path. */
 static void build_log(uint64_t n, char *path, size_t cap)
 {
     cord_error err;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     for (uint64_t i = 1; i <= n; i++) {
         assert_int_equal(wt_append(w, i, i, 1, &err), WAL_OK);
         assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
     }
     assert_int_equal(wal_segment_count(w), 1);
     wal_close(w);
-    assert_true(tu_nth_with_suffix(tmp, ".wal", 0, path, cap));
+    assert_true(tu_nth_with_suffix(tu_tmp, ".wal", 0, path, cap));
 }
 
 static void expect_open_corrupt(const char *path, uint64_t off)
@@ -47,7 +31,7 @@ static void expect_open_corrupt(const char *path, uint64_t off)
     wal *w = NULL;
     cord_error err;
     wal_options o = {.segment_bytes = SMALL_SEGMENT};
-    int rc = wal_open(tmp, &o, &w, NULL, &err);
+    int rc = wal_open(tu_tmp, &o, &w, NULL, &err);
     if (rc != WAL_ECORRUPT) {
         print_error("expected WAL_ECORRUPT at %" PRIu64 ", got %s: %s\n", off, wal_status_name(rc),
                     rc != WAL_OK ? err.msg : "");
@@ -66,7 +50,7 @@ static void expect_open_corrupt(const char *path, uint64_t off)
 static void expect_log(uint64_t n, int repaired)
 {
     wal_open_info info;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, &info);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, &info);
     assert_int_equal(info.tail_repaired, repaired);
     wal_state st;
     wal_state_get(w, &st);
@@ -119,7 +103,7 @@ static void torn_tail_every_offset(uint8_t fill)
          * and the log can go on. */
         expect_log(4, 0);
         cord_error err;
-        wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+        wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
         assert_int_equal(wt_append(w, 5, 6, 2, &err), WAL_OK);
         assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
         wal_close(w);
@@ -155,7 +139,7 @@ static void test_torn_tail_short_file(void **state)
         tu_truncate(path, offs[5] + k);
         expect_log(4, 1);
         cord_error err;
-        wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+        wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
         assert_int_equal(wt_append(w, 5, 5, 1, &err), WAL_OK);
         assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
         wal_close(w);
@@ -206,7 +190,7 @@ static void test_bit_flip_in_segment_header(void **state)
 static void build_segments(void)
 {
     cord_error err;
-    wal *w = wt_open(tmp, SMALL_SEGMENT, NULL);
+    wal *w = wt_open(tu_tmp, SMALL_SEGMENT, NULL);
     for (uint64_t i = 1; i <= 300; i += 10) {
         assert_int_equal(wt_append(w, i, i + 9, 1, &err), WAL_OK);
         assert_int_equal(wal_sync(w, NULL, &err), WAL_OK);
@@ -220,7 +204,7 @@ static void test_damage_in_non_last_segment(void **state)
     (void)state;
     build_segments();
     char path[1400];
-    assert_true(tu_nth_with_suffix(tmp, ".wal", 1, path, sizeof path));
+    assert_true(tu_nth_with_suffix(tu_tmp, ".wal", 1, path, sizeof path));
     uint64_t offs[256], sizes[256];
     size_t n = wt_records(path, offs, sizes, 256);
     assert_true(n > 2);
@@ -240,22 +224,22 @@ static void test_missing_segments(void **state)
     build_segments();
     char path[1400];
     /* a hole in the sequence */
-    assert_true(tu_nth_with_suffix(tmp, ".wal", 2, path, sizeof path));
+    assert_true(tu_nth_with_suffix(tu_tmp, ".wal", 2, path, sizeof path));
     size_t len;
     uint8_t *saved = tu_read_file(path, &len);
     assert_int_equal(unlink(path), 0);
     wal *w = NULL;
     cord_error err;
     wal_options o = {.segment_bytes = SMALL_SEGMENT};
-    assert_int_equal(wal_open(tmp, &o, &w, NULL, &err), WAL_ECORRUPT);
+    assert_int_equal(wal_open(tu_tmp, &o, &w, NULL, &err), WAL_ECORRUPT);
     assert_non_null(strstr(err.msg, "missing"));
     tu_write_file(path, saved, len);
     free(saved);
     expect_log(300, 0);
     /* the oldest segment gone without a snapshot covering it */
-    assert_true(tu_nth_with_suffix(tmp, ".wal", 0, path, sizeof path));
+    assert_true(tu_nth_with_suffix(tu_tmp, ".wal", 0, path, sizeof path));
     assert_int_equal(unlink(path), 0);
-    assert_int_equal(wal_open(tmp, &o, &w, NULL, &err), WAL_ECORRUPT);
+    assert_int_equal(wal_open(tu_tmp, &o, &w, NULL, &err), WAL_ECORRUPT);
     assert_non_null(strstr(err.msg, "missing"));
 }
 
@@ -264,8 +248,8 @@ static void test_renamed_segment(void **state)
     (void)state;
     build_log(3, (char[1400]){0}, 1400);
     char path[1400], renamed[1400];
-    assert_true(tu_nth_with_suffix(tmp, ".wal", 0, path, sizeof path));
-    snprintf(renamed, sizeof renamed, "%s/0000000000000000-0000000000000002.wal", tmp);
+    assert_true(tu_nth_with_suffix(tu_tmp, ".wal", 0, path, sizeof path));
+    snprintf(renamed, sizeof renamed, "%s/0000000000000000-0000000000000002.wal", tu_tmp);
     assert_int_equal(rename(path, renamed), 0);
     expect_open_corrupt(renamed, 0);
 }
@@ -273,15 +257,20 @@ static void test_renamed_segment(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_torn_tail_zeros_every_offset, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_torn_tail_garbage_every_offset, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_torn_tail_short_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bit_flips_in_middle_record, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_zeroed_middle_record, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bit_flip_in_segment_header, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_damage_in_non_last_segment, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing_segments, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_renamed_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_tail_zeros_every_offset, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_torn_tail_garbage_every_offset, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_torn_tail_short_file, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_bit_flips_in_middle_record, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_zeroed_middle_record, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_bit_flip_in_segment_header, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_in_non_last_segment, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_missing_segments, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_renamed_segment, tu_tmp_setup, tu_tmp_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
