@@ -397,8 +397,13 @@ def test_many_clients_and_dropped_requests(cluster1):
     assert not errors, errors
     r = ok(u, "/v3/kv/range", {"key": b64("cc/"), "range_end": b64("cc0"), "count_only": True})
     assert int(r["count"]) >= 160
+    # The workers may all be done before the watches exist: one more write that every live
+    # watch must see (each reports it after its "created" line).
+    ok(u, "/v3/kv/put", {"key": b64("cc/after"), "value": b64("a")})
     for w in watches[5:]:
-        assert len(w.lines) > 1  # the live ones saw events
+        events = w.wait(2)[1:]  # the live ones saw events
+        assert any(unb64(e["result"]["events"][-1]["kv"]["key"]).startswith("cc/")
+                   for e in events), events
         w.close()
     assert cluster1.etcdctl("endpoint", "health").returncode == 0
 
