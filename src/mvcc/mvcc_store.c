@@ -198,6 +198,47 @@ static int fsync_dir(const char *dir, cord_error *err)
     return MVCC_OK;
 }
 
+/* madvise(advice) over every mapping of the file open as `fd` (LMDB's map: its address is
+ * not exported, so it is found in /proc/self/maps by device and inode). */
+static void advise_map(int fd, int advice)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return;
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long start, end, ino;
+        unsigned int maj, mnr;
+        if (sscanf(line, "%lx-%lx %*s %*x %x:%x %lu", &start, &end, &maj, &mnr, &ino) == 5 &&
+            ino == (unsigned long)st.st_ino && maj == major(st.st_dev) && mnr == minor(st.st_dev))
+            (void)madvise((void *)start, end - start, advice);
+        if (!strchr(line, '\n')) { /* a longer line (a long path): skip its rest */
+            int c;
+            while ((c = fgetc(f)) != EOF && c != '\n')
+                ;
+        }
+    }
+    fclose(f);
+}
+
+/* The map is read and written one 4 KiB B-tree page at a time, at random. Left to itself the
+ * kernel (6.x, ext4 with large folios) reads around each fault into folios of up to 2 MiB and
+ * maps them whole: a write to one page of a clean folio then costs page_mkwrite over all of
+ * its buffers, writeback writes the whole folio, and a read maps up to 2 MiB into the resident
+ * set. So: no huge pages, no read-ahead (bbolt advises MADV_RANDOM for the same reason).
+ * LMDB maps anew when the map grows, hence a call after every mdb_env_open and set_mapsize. */
+static void advise_small_pages(MDB_env *env)
+{
+    int fd = -1;
+    if (mdb_env_get_fd(env, &fd) != 0 || fd < 0)
+        return;
+    advise_map(fd, MADV_NOHUGEPAGE);
+    advise_map(fd, MADV_RANDOM);
+}
+
 static int env_open(mvcc_store *s, cord_error *err)
 {
     MDB_env *env = NULL;
@@ -227,6 +268,7 @@ static int env_open(mvcc_store *s, cord_error *err)
                          s->dir, mdb_strerror(rc));
         goto fail;
     }
+    advise_small_pages(env);
     int dead = 0;
     (void)mdb_reader_check(env, &dead);
     if (mdb_env_get_maxkeysize(env) < (int)MVCC_IKEY_MAX) {
@@ -413,8 +455,10 @@ static void after_map_full(mvcc_store *s)
     }
     uint64_t bigger = s->map_size + s->map_size / 4;
     pthread_rwlock_wrlock(&s->env_lock); /* no copy may read the map while it moves */
-    if (mdb_env_set_mapsize(s->env, (size_t)bigger) == 0)
+    if (mdb_env_set_mapsize(s->env, (size_t)bigger) == 0) {
         s->map_size = bigger;
+        advise_small_pages(s->env);
+    }
     pthread_rwlock_unlock(&s->env_lock);
     MDB_txn *txn = NULL;
     if (mdb_txn_begin(s->env, NULL, 0, &txn) == 0) {
@@ -827,32 +871,6 @@ int mvcc_sync(mvcc_store *s, cord_error *err)
     return MVCC_OK;
 }
 
-/* madvise(advice) over every mapping of the file open as `fd` (LMDB's map: its address is
- * not exported, so it is found in /proc/self/maps by device and inode). */
-static void advise_map(int fd, int advice)
-{
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        return;
-    FILE *f = fopen("/proc/self/maps", "re");
-    if (!f)
-        return;
-    char line[512];
-    while (fgets(line, sizeof(line), f)) {
-        unsigned long start, end, ino;
-        unsigned int maj, mnr;
-        if (sscanf(line, "%lx-%lx %*s %*x %x:%x %lu", &start, &end, &maj, &mnr, &ino) == 5 &&
-            ino == (unsigned long)st.st_ino && maj == major(st.st_dev) && mnr == minor(st.st_dev))
-            (void)madvise((void *)start, end - start, advice);
-        if (!strchr(line, '\n')) { /* a longer line (a long path): skip its rest */
-            int c;
-            while ((c = fgetc(f)) != EOF && c != '\n')
-                ;
-        }
-    }
-    fclose(f);
-}
-
 void mvcc_writeback(mvcc_store *s)
 {
     pthread_rwlock_rdlock(&s->env_lock);
@@ -894,7 +912,6 @@ static void *release_main(void *arg)
             pthread_rwlock_rdlock(&s->env_lock); /* the map does not move meanwhile */
             int fd = -1;
             if (s->env && mdb_env_get_fd(s->env, &fd) == 0 && fd >= 0) {
-                advise_map(fd, MADV_NOHUGEPAGE); /* 4 KiB pages, not 2 MiB folios */
                 advise_map(fd, MADV_DONTNEED);
                 __atomic_add_fetch(&s->releases, 1, __ATOMIC_RELAXED);
             }

@@ -246,13 +246,16 @@ static void test_open_new_store(void **state)
 }
 
 /* Resident kB of this process's mappings of `path` (smaps). */
-static long mapped_kb(const char *path)
+/* Walks /proc/self/smaps over the mappings of `path`: the sum of their Rss (kB), and whether
+ * each one's VmFlags holds every flag of `flags` (space-separated two-letter names). */
+static long map_scan(const char *path, const char *flags, bool *all_flagged)
 {
     FILE *f = fopen("/proc/self/smaps", "re");
     assert_non_null(f);
     char line[4096];
     bool in = false;
     long kb = 0;
+    int maps = 0, flagged = 0;
     while (fgets(line, sizeof line, f)) {
         unsigned long a, b;
         if (sscanf(line, "%lx-%lx ", &a, &b) == 2) {
@@ -260,12 +263,54 @@ static long mapped_kb(const char *path)
             while (n && (line[n - 1] == '\n' || line[n - 1] == ' '))
                 line[--n] = 0;
             in = n >= strlen(path) && strcmp(line + n - strlen(path), path) == 0;
+            maps += in;
         } else if (in && strncmp(line, "Rss:", 4) == 0) {
             kb += atol(line + 4);
+        } else if (in && flags && strncmp(line, "VmFlags:", 8) == 0) {
+            bool all = true;
+            for (const char *p = flags; *p; p += 3) {
+                char tok[5] = {' ', p[0], p[1], 0, 0};
+                char *at = strstr(line + 7, tok);
+                all = all && at && (at[3] == ' ' || at[3] == '\n');
+                if (!p[2])
+                    break;
+            }
+            flagged += all;
         }
     }
     fclose(f);
+    if (all_flagged)
+        *all_flagged = maps > 0 && flagged == maps;
     return kb;
+}
+
+static long mapped_kb(const char *path)
+{
+    return map_scan(path, NULL, NULL);
+}
+
+/* The map is advised MADV_NOHUGEPAGE ("nh") and MADV_RANDOM ("rr"), also after it grows:
+ * otherwise the kernel reads around faults into folios of up to 2 MiB and maps them whole. */
+static bool map_is_small_pages(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    bool ok = false;
+    map_scan(path, "nh rr", &ok);
+    return ok;
+}
+
+static void test_map_small_pages(void **state)
+{
+    fx *f = *state;
+    assert_true(map_is_small_pages(f->dir));
+    mvcc_close(f->s);
+    f->opts.write_map = true;
+    f->opts.no_sync = true;
+    fx_open(f);
+    assert_true(map_is_small_pages(f->dir));
+    put(f, "k", "v");
+    assert_true(map_is_small_pages(f->dir));
 }
 
 /* release_above_bytes: past the bound, a thread of the store unmaps its pages (they stay in
@@ -1207,6 +1252,7 @@ static void test_map_full_is_nospace(void **state)
     mvcc_status_get(f->s, &st, NULL);
     assert_true(st.alarm_nospace);
     assert_true(st.map_size_bytes > (1u << 20));
+    assert_true(map_is_small_pages(f->dir)); /* the grown map too */
     del(f, "before", NULL, NULL);
 }
 
@@ -1641,6 +1687,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_big_values, setup, teardown),
         cmocka_unit_test(test_not_a_store),
         cmocka_unit_test_setup_teardown(test_release_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_map_small_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_points, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
