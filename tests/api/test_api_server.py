@@ -600,6 +600,30 @@ def test_many_half_sent_big_requests_are_bounded(srv, chan):
     wait_for(lambda: stats(srv)["live_calls"] == 0, what="calls closed with the connection")
 
 
+def test_ping_acks(srv):
+    # An idle connection's PING is acknowledged, with its payload.
+    s = h2_connect(srv)
+    t0 = time.monotonic()
+    s.sendall(PREFACE + frame(SETTINGS, 0, 0) + frame(PING, 0, 0, b"idle-abc"))
+    frames, _ = read_frames(s, timeout=3, until=lambda f: f[0] == PING)
+    pings = [f for f in frames if f[0] == PING]
+    assert pings == [(PING, ACK, 0, b"idle-abc")]
+    assert time.monotonic() - t0 < 1.0
+    # PINGs that arrive with a request are acknowledged in order, and the request is answered.
+    s.sendall(frame(PING, 0, 0, b"busy-123") + frame(PING, 0, 0, b"busy-456")
+              + frame(HEADERS, END_HEADERS, 1, grpc_request_headers(b"/test.Echo/Unary"))
+              + frame(DATA, END_STREAM, 1, grpc_msg(b"hi")))
+    frames, _ = read_frames(s, timeout=3, until=lambda f: f[0] == HEADERS and f[1] & END_STREAM)
+    acks = [f[3] for f in frames if f[0] == PING]
+    assert acks == [b"busy-123", b"busy-456"]
+    assert any(f[0] == DATA and f[2] == 1 and f[3].endswith(b"hi") for f in frames)
+    # A burst of PINGs: every one is acknowledged, in order.
+    s.sendall(b"".join(frame(PING, 0, 0, b"many-%03d" % i) for i in range(10)))
+    frames, _ = read_frames(s, timeout=3, until=lambda f: f[0] == PING and f[3] == b"many-009")
+    assert [f[3] for f in frames if f[0] == PING] == [b"many-%03d" % i for i in range(10)]
+    s.close()
+
+
 def test_ping_flood_from_a_client_that_never_reads(srv, chan):
     s = h2_connect(srv, rcvbuf=4096)
     s.settimeout(5)
