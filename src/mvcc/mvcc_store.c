@@ -229,6 +229,8 @@ static void advise_map(int fd, int advice)
  * maps them whole: a write to one page of a clean folio then costs page_mkwrite over all of
  * its buffers, writeback writes the whole folio, and a read maps up to 2 MiB into the resident
  * set. So: no huge pages, no read-ahead (bbolt advises MADV_RANDOM for the same reason).
+ * NOHUGEPAGE alone still leaves 2 MiB folios (mapped by PTEs). The price: a store on a cold
+ * page cache is read 4 KiB a time (bench/RESULTS.md, fourth session).
  * LMDB maps anew when the map grows, hence a call after every mdb_env_open and set_mapsize. */
 static void advise_small_pages(MDB_env *env)
 {
