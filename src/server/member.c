@@ -547,15 +547,35 @@ static void snap_work_cb(uv_work_t *w)
     storage_snapshot_work(m->st);
 }
 
+/* A snapshot that could not be written (a full disk) is tried again after 2 s, then after
+ * twice as long each time it fails again, up to a minute: not a whole-store copy per batch. */
+#define SNAPSHOT_RETRY_MIN_MS 2000
+#define SNAPSHOT_RETRY_MAX_MS 60000
+
 /* Ends a snapshot whose work is done: its WAL marker is appended (the next sync makes it
  * durable; sync_done then releases the segments it covers). */
 static void snapshot_end(member *m)
 {
     cord_error e;
     if (storage_snapshot_end_async(m->st, m->r, &e) != STORAGE_OK) {
+        if (!storage_failed(m->st)) {
+            /* the copy or its file could not be written (a full disk): nothing changed, the
+             * member goes on, and a later snapshot is tried after a backoff */
+            m->snap_failures++;
+            m->conf_since_snap = m->conf_since_snap || m->snap_after_conf;
+            m->snap_retry_ms = m->snap_retry_ms ? m->snap_retry_ms * 2 : SNAPSHOT_RETRY_MIN_MS;
+            if (m->snap_retry_ms > SNAPSHOT_RETRY_MAX_MS)
+                m->snap_retry_ms = SNAPSHOT_RETRY_MAX_MS;
+            m->snap_retry_at = uv_now(m->loop) + m->snap_retry_ms;
+            log_warn("member: snapshot not taken (%s); the next one will be tried in %" PRIu64
+                     " ms at the earliest",
+                     e.msg, m->snap_retry_ms);
+            return;
+        }
         fail_member(m, "taking a snapshot", &e);
         return;
     }
+    m->snap_retry_ms = 0;
     m->wal_dirty = true;
 }
 
@@ -588,6 +608,7 @@ static void snapshot_start(member *m)
     if (!started)
         return;
     m->log_bytes_since_snap = 0; /* the log after this point counts toward the next one */
+    m->snap_after_conf = m->conf_since_snap;
     m->conf_since_snap = false;
     m->snap_inflight = true;
     m->snap_work.data = m;
@@ -637,6 +658,8 @@ static void answer_fetch(member *m, const raft_fetch *f)
 
 static bool snapshot_due(member *m)
 {
+    if (m->snap_retry_ms && uv_now(m->loop) < m->snap_retry_at)
+        return false;
     raft_status st;
     raft_get_status(m->r, &st);
     uint64_t need = st.snapshot_size < SNAPSHOT_LOG_CAP ? st.snapshot_size : SNAPSHOT_LOG_CAP;
@@ -932,10 +955,12 @@ static void http_metrics(api_http_req *req, void *ud)
         "cord_peer_dropped_messages_total %" PRIu64 "\n"
         "# TYPE cord_raft_log_reads_total counter\ncord_raft_log_reads_total %" PRIu64 "\n"
         "# TYPE cord_raft_log_read_entries_total counter\n"
-        "cord_raft_log_read_entries_total %" PRIu64 "\n",
+        "cord_raft_log_read_entries_total %" PRIu64 "\n"
+        "# TYPE cord_snapshot_failures_total counter\n"
+        "cord_snapshot_failures_total %" PRIu64 "\n",
         rss_bytes(), rs.leader != 0, rs.role == RAFT_LEADER, m->leader_changes, rs.commit,
         rs.applied, m->n_waiters, ms.current_revision, ms.db_size_bytes, ms.quota_bytes, rs.term,
-        ts.msgs_sent, ts.msgs_dropped, m->log_reads, m->log_read_entries);
+        ts.msgs_sent, ts.msgs_dropped, m->log_reads, m->log_read_entries, m->snap_failures);
     api_http_respond(req, 200, "text/plain; version=0.0.4", body,
                      n > 0 && (size_t)n < sizeof body ? (size_t)n : 0);
 }

@@ -118,6 +118,9 @@ struct member {
     uint64_t log_bytes_since_snap; /* entry bytes appended to the WAL since the last snapshot */
     uint64_t log_reads, log_read_entries; /* read-backs from the WAL sent to followers */
     bool conf_since_snap;                 /* the membership changed since the last snapshot */
+    bool snap_after_conf;                 /* the snapshot in progress follows such a change */
+    uint64_t snap_failures;               /* snapshots not taken: the copy could not be written */
+    uint64_t snap_retry_ms, snap_retry_at; /* after such a failure: backoff, and its end (uv_now) */
     struct stop_ctx *stop;                /* set while stopping */
     uint64_t ticks;
     bool failed;

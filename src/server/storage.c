@@ -1237,6 +1237,13 @@ static int snapshot_end(storage *st, raft *r, bool wait, cord_error *err)
     }
     if (job.rc != STORAGE_OK) {
         *err = job.err;
+        if (job.rc == STORAGE_EIO || job.rc == STORAGE_ENOMEM) {
+            /* the copy or its file failed (a full disk, say) before anything recorded it:
+             * the store, the WAL and the last snapshot are as they were, and the scratch
+             * copy and the unfinished file are gone. Not a failure of the storage: a later
+             * snapshot may be tried. */
+            return job.rc;
+        }
         rc = job.rc;
         goto failed;
     }

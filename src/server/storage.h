@@ -71,8 +71,8 @@
  *   committed entries after it, and only those.
  *
  * FAILURES
- * Any error from storage_handle_ready or storage_take_snapshot leaves the
- * storage failed: a batch may be half persisted and the core cannot be told,
+ * Any error from storage_handle_ready or storage_take_snapshot (but for a
+ * snapshot whose copy or file could not be written) leaves the storage failed: a batch may be half persisted and the core cannot be told,
  * so the member must stop acknowledging writes (and exit; a restart re-reads
  * what reached the disk). Every later call except the queries and
  * storage_close returns STORAGE_EFAILED with the original message.
@@ -244,7 +244,11 @@ int storage_sync_end(storage *st, cord_error *err);
  * Errors (the storage is then failed): STORAGE_EIO, STORAGE_EINVAL (the
  * core refused the snapshot), STORAGE_ECORRUPT (the store's applied term
  * differs from the core's term at that index), STORAGE_ELIMIT,
- * STORAGE_ENOMEM, STORAGE_EFAILED.
+ * STORAGE_ENOMEM, STORAGE_EFAILED. Except: when copying the store or
+ * writing the snapshot file fails with STORAGE_EIO or STORAGE_ENOMEM (a
+ * full disk), nothing has changed and the storage is not failed
+ * (storage_failed() says false): the snapshot was not taken; try again
+ * later.
  */
 int storage_take_snapshot(storage *st, raft *r, cord_error *err);
 

@@ -48,7 +48,7 @@ class Member:
     def peer_url(self):
         return "http://127.0.0.1:%d" % self.peer_port
 
-    def start(self, initial_cluster, state="new", extra=()):
+    def start(self, initial_cluster, state="new", extra=(), env=None):
         args = [CORD, "--name", self.name, "--data-dir", self.data_dir,
                 "--listen-client-urls", self.client_url,
                 "--advertise-client-urls", self.client_url,
@@ -58,7 +58,8 @@ class Member:
                 "--initial-cluster-state", state,
                 "--heartbeat-interval", "50", "--election-timeout", "500"] + list(extra)
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=None if env is None else dict(os.environ, **env))
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
         if self.proc is None:

@@ -686,6 +686,46 @@ static void test_wal_failure_stops_member(void **state)
     node_close(&n);
 }
 
+/* A snapshot whose file cannot be written (ENOSPC) is not taken, and that is all: the
+ * storage is not failed, nothing is left in the snapshot directory, writes go on, the next
+ * snapshot is taken, and a restart finds every put. */
+static void test_snapshot_write_failure_is_not_fatal(void **state)
+{
+    (void)state;
+    node n;
+    cord_error err;
+    acks k = {.fd = -1};
+    char member[1100], snapdir[1200];
+    path_join(member, sizeof member, tu_tmp, "member");
+    path_join(snapdir, sizeof snapdir, member, "snap");
+    assert_int_equal(node_open(&n, tu_tmp, 0, 0, &err), STORAGE_OK);
+    node_elect(&n, &k);
+    put_range(&n, &k, 0, 0, 30, 3);
+    assert_int_equal(failpoint_configure("snap-before-write=error(ENOSPC)", &err), FAILPOINT_OK);
+    int rc = storage_take_snapshot(n.st, n.r, &err);
+    assert_int_equal(failpoint_configure(NULL, NULL), FAILPOINT_OK);
+    assert_int_equal(rc, STORAGE_EIO);
+    assert_int_equal(err.sys_errno, ENOSPC);
+    assert_false(storage_failed(n.st));
+    uint64_t s_index, s_term;
+    storage_snapshot_get(n.st, &s_index, &s_term);
+    assert_int_equal(s_index, 0);
+    assert_int_equal(tu_count_suffix(snapdir, ".snap"), 0);
+    assert_int_equal(tu_count_suffix(snapdir, ".tmp"), 0);
+    put_range(&n, &k, 0, 30, 60, 3);
+    assert_int_equal(storage_take_snapshot(n.st, n.r, &err), STORAGE_OK);
+    storage_snapshot_get(n.st, &s_index, &s_term);
+    assert_true(s_index > 30);
+    assert_int_equal(tu_count_suffix(snapdir, ".snap"), 1);
+    node_close(&n);
+
+    assert_int_equal(node_open(&n, tu_tmp, 0, 0, &err), STORAGE_OK);
+    for (unsigned i = 0; i < 60; i++) {
+        check_put(&n, 0, i);
+    }
+    node_close(&n);
+}
+
 /* ------------------------------------------- snapshot transfer (3 members) */
 
 #define CLUSTER_N     3
@@ -1197,6 +1237,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_corrupt_wal_is_reported, tu_tmp_setup,
                                         tu_tmp_teardown),
         cmocka_unit_test_setup_teardown(test_wal_failure_stops_member, tu_tmp_setup,
+                                        tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_write_failure_is_not_fatal, tu_tmp_setup,
                                         tu_tmp_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_transfer_and_install, tu_tmp_setup,
                                         tu_tmp_teardown),
