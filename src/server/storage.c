@@ -1239,9 +1239,10 @@ static int snapshot_end(storage *st, raft *r, bool wait, cord_error *err)
         *err = job.err;
         if (job.rc == STORAGE_EIO || job.rc == STORAGE_ENOMEM) {
             /* the copy or its file failed (a full disk, say) before anything recorded it:
-             * the store, the WAL and the last snapshot are as they were, and the scratch
-             * copy and the unfinished file are gone. Not a failure of the storage: a later
-             * snapshot may be tried. */
+             * the store, the WAL and the last recorded snapshot are as they were; the
+             * scratch copy is gone, and so is the file unless it was already renamed into
+             * place, complete (a restart may then start from it, as after a crash at that
+             * point). Not a failure of the storage: a later snapshot may be tried. */
             return job.rc;
         }
         rc = job.rc;

@@ -72,7 +72,8 @@
  *
  * FAILURES
  * Any error from storage_handle_ready or storage_take_snapshot (but for a
- * snapshot whose copy or file could not be written) leaves the storage failed: a batch may be half persisted and the core cannot be told,
+ * snapshot whose copy or file could not be written) leaves the storage
+ * failed: a batch may be half persisted and the core cannot be told,
  * so the member must stop acknowledging writes (and exit; a restart re-reads
  * what reached the disk). Every later call except the queries and
  * storage_close returns STORAGE_EFAILED with the original message.
