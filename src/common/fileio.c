@@ -187,3 +187,19 @@ int fileio_join(char *out, size_t cap, const char *dir, const char *name)
     }
     return 0;
 }
+
+void fileio_resident(uint64_t *rss_bytes, uint64_t *file_bytes)
+{
+    unsigned long size = 0, resident = 0, shared = 0;
+    FILE *f = fopen("/proc/self/statm", "re");
+    if (f) {
+        if (fscanf(f, "%lu %lu %lu", &size, &resident, &shared) != 3)
+            resident = shared = 0;
+        fclose(f);
+    }
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    if (rss_bytes)
+        *rss_bytes = (uint64_t)resident * page;
+    if (file_bytes)
+        *file_bytes = (uint64_t)shared * page;
+}

@@ -42,4 +42,9 @@ int fileio_preallocate(int fd, uint64_t size);
 /* fileio_join: snprintf "dir/name" into out; ENAMETOOLONG if it does not fit. */
 int fileio_join(char *out, size_t cap, const char *dir, const char *name);
 
+/* fileio_resident: this process's resident set in bytes (/proc/self/statm), and of it
+ * (file_bytes, may be NULL) the pages backed by files and shared memory: mapped library and
+ * data-file pages. Both 0 when statm cannot be read. */
+void fileio_resident(uint64_t *rss_bytes, uint64_t *file_bytes);
+
 #endif

@@ -367,7 +367,6 @@ typedef struct mvcc_options {
     bool no_meta_sync; /* MDB_NOMETASYNC: one fsync per commit instead of two; a system crash
                         * may undo the last commits (the file stays consistent): safe when
                         * the WAL replays entries after mvcc_applied() */
-    bool no_readahead; /* MDB_NORDAHEAD: for stores much larger than RAM */
     /* >0: a thread of the store checks every 100 ms how many bytes of files the process maps
      * (/proc/self/statm) and, past this, unmaps the store's pages (madvise MADV_DONTNEED: they
      * stay in the page cache, dirty ones included, and are mapped again when next touched).

@@ -6,15 +6,16 @@
 #include "mvcc/mvcc_internal.h"
 
 #include "common/failpoint.h"
+#include "common/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <time.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DB_KEY   "key"
@@ -260,8 +261,6 @@ static int env_open(mvcc_store *s, cord_error *err)
         flags |= MDB_NOSYNC;
     if (s->opts.no_meta_sync)
         flags |= MDB_NOMETASYNC;
-    if (s->opts.no_readahead)
-        flags |= MDB_NORDAHEAD;
     if (s->opts.write_map)
         flags |= MDB_WRITEMAP;
     rc = mdb_env_open(env, s->dir, flags, 0600);
@@ -882,18 +881,6 @@ void mvcc_writeback(mvcc_store *s)
     pthread_rwlock_unlock(&s->env_lock);
 }
 
-/* Resident file-backed bytes of this process (statm's "shared": file and shmem pages). */
-static uint64_t mapped_file_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "re");
-    if (!f)
-        return 0;
-    unsigned long size = 0, resident = 0, shared = 0;
-    int n = fscanf(f, "%lu %lu %lu", &size, &resident, &shared);
-    fclose(f);
-    return n == 3 ? (uint64_t)shared * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
-}
-
 static void *release_main(void *arg)
 {
     mvcc_store *s = arg;
@@ -910,7 +897,9 @@ static void *release_main(void *arg)
         if (s->release_stop)
             break;
         pthread_mutex_unlock(&s->release_mu);
-        if (mapped_file_bytes() > s->opts.release_above_bytes) {
+        uint64_t mapped = 0;
+        fileio_resident(NULL, &mapped);
+        if (mapped > s->opts.release_above_bytes) {
             pthread_rwlock_rdlock(&s->env_lock); /* the map does not move meanwhile */
             int fd = -1;
             if (s->env && mdb_env_get_fd(s->env, &fd) == 0 && fd >= 0) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/bytes.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "etcdserverpb/rpc.pb-c.h"
 #include "server/gateway.h" /* [gateway] */
@@ -906,18 +907,6 @@ static void http_version(api_http_req *req, void *ud)
     api_http_respond(req, 200, "application/json", body, strlen(body));
 }
 
-static uint64_t rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return 0;
-    unsigned long size = 0, rss = 0;
-    if (fscanf(f, "%lu %lu", &size, &rss) != 2)
-        rss = 0;
-    fclose(f);
-    return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 static void http_metrics(api_http_req *req, void *ud)
 {
     member *m = ud;
@@ -928,6 +917,8 @@ static void http_metrics(api_http_req *req, void *ud)
     (void)mvcc_status_get(storage_mvcc(m->st), &ms, NULL);
     transport_stats ts;
     transport_get_stats(m->tr, &ts);
+    uint64_t rss = 0;
+    fileio_resident(&rss, NULL);
     char body[4096];
     int n = snprintf(
         body, sizeof body,
@@ -958,7 +949,7 @@ static void http_metrics(api_http_req *req, void *ud)
         "cord_raft_log_read_entries_total %" PRIu64 "\n"
         "# TYPE cord_snapshot_failures_total counter\n"
         "cord_snapshot_failures_total %" PRIu64 "\n",
-        rss_bytes(), rs.leader != 0, rs.role == RAFT_LEADER, m->leader_changes, rs.commit,
+        rss, rs.leader != 0, rs.role == RAFT_LEADER, m->leader_changes, rs.commit,
         rs.applied, m->n_waiters, ms.current_revision, ms.db_size_bytes, ms.quota_bytes, rs.term,
         ts.msgs_sent, ts.msgs_dropped, m->log_reads, m->log_read_entries, m->snap_failures);
     api_http_respond(req, 200, "text/plain; version=0.0.4", body,

@@ -111,7 +111,7 @@ struct member {
     uint64_t last_seq;          /* the last batch taken from the core */
     bool wal_dirty;             /* WAL records appended and not yet in a sync */
     uv_work_t snap_work;        /* a snapshot's copy and file, on a libuv worker */
-    uv_timer_t writeback_timer; /* every second: writeback, then unmap the store's pages */
+    uv_timer_t writeback_timer; /* every second: start the store's writeback (unsynced store) */
     uv_work_t writeback_work;
     bool writeback_inflight;
     bool snap_inflight;            /* between storage_snapshot_begin and the work's end */
