@@ -949,9 +949,9 @@ static void http_metrics(api_http_req *req, void *ud)
         "cord_raft_log_read_entries_total %" PRIu64 "\n"
         "# TYPE cord_snapshot_failures_total counter\n"
         "cord_snapshot_failures_total %" PRIu64 "\n",
-        rss, rs.leader != 0, rs.role == RAFT_LEADER, m->leader_changes, rs.commit,
-        rs.applied, m->n_waiters, ms.current_revision, ms.db_size_bytes, ms.quota_bytes, rs.term,
-        ts.msgs_sent, ts.msgs_dropped, m->log_reads, m->log_read_entries, m->snap_failures);
+        rss, rs.leader != 0, rs.role == RAFT_LEADER, m->leader_changes, rs.commit, rs.applied,
+        m->n_waiters, ms.current_revision, ms.db_size_bytes, ms.quota_bytes, rs.term, ts.msgs_sent,
+        ts.msgs_dropped, m->log_reads, m->log_read_entries, m->snap_failures);
     api_http_respond(req, 200, "text/plain; version=0.0.4", body,
                      n > 0 && (size_t)n < sizeof body ? (size_t)n : 0);
 }

@@ -20,6 +20,8 @@ void tu_rmrf(const char *path);
 extern char tu_tmp[1024];
 int tu_tmp_setup(void **state);
 int tu_tmp_teardown(void **state);
+/* A cmocka test that runs in a fresh tu_tmp directory. */
+#define TU_TMP_TEST(f) cmocka_unit_test_setup_teardown(f, tu_tmp_setup, tu_tmp_teardown)
 
 /* Whole file into a malloc'ed buffer (*len receives the size). */
 uint8_t *tu_read_file(const char *path, size_t *len);

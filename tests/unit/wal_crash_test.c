@@ -179,16 +179,16 @@ int main(int argc, char **argv)
         return child_main(argv[2], strtoull(argv[3], NULL, 10), strtoull(argv[4], NULL, 10),
                           atoi(argv[5]));
     }
+    /* clang-format off: one test per line */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_crash_before_write, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_crash_after_write, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_crash_before_fsync, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_crash_after_fsync, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_crash_torn_write, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_crash_in_segment_creation, tu_tmp_setup,
-                                        tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_clean_run_reports_everything, tu_tmp_setup,
-                                        tu_tmp_teardown),
+        TU_TMP_TEST(test_crash_before_write),
+        TU_TMP_TEST(test_crash_after_write),
+        TU_TMP_TEST(test_crash_before_fsync),
+        TU_TMP_TEST(test_crash_after_fsync),
+        TU_TMP_TEST(test_crash_torn_write),
+        TU_TMP_TEST(test_crash_in_segment_creation),
+        TU_TMP_TEST(test_clean_run_reports_everything),
     };
+    /* clang-format on */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -520,19 +520,14 @@ static void test_read_random(void **state)
 
 int main(void)
 {
+    /* clang-format off: one test per line */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_read_across_segments, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_read_truncation, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_read_snapshot_marker, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_read_durable_bound_and_in_flight, tu_tmp_setup,
-                                        tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_read_install_snapshot, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_read_after_release_and_reopen, tu_tmp_setup,
-                                        tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_read_damaged_record, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_read_during_worker_sync, tu_tmp_setup,
-                                        tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_read_random, tu_tmp_setup, tu_tmp_teardown),
+        TU_TMP_TEST(test_read_across_segments),  TU_TMP_TEST(test_read_truncation),
+        TU_TMP_TEST(test_read_snapshot_marker),  TU_TMP_TEST(test_read_durable_bound_and_in_flight),
+        TU_TMP_TEST(test_read_install_snapshot), TU_TMP_TEST(test_read_after_release_and_reopen),
+        TU_TMP_TEST(test_read_damaged_record),   TU_TMP_TEST(test_read_during_worker_sync),
+        TU_TMP_TEST(test_read_random),
     };
+    /* clang-format on */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

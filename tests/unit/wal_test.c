@@ -505,25 +505,22 @@ static void test_replay_abort_and_empty_sync(void **state)
 
 int main(void)
 {
+    /* clang-format off: one test per line */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_fresh_and_missing_dir, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_existing_empty_dir, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_append_replay_reopen, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_hard_state_latest_wins, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_truncation_overwrites_suffix, tu_tmp_setup,
-                                        tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_truncation_across_segments, tu_tmp_setup,
-                                        tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_marker, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_install_snapshot, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_rollover_and_release, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_appends_and_limits, tu_tmp_setup,
-                                        tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_lock_and_tmp_leftover, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_group_commit_on_worker_thread, tu_tmp_setup,
-                                        tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_replay_abort_and_empty_sync, tu_tmp_setup,
-                                        tu_tmp_teardown),
+        TU_TMP_TEST(test_fresh_and_missing_dir),
+        TU_TMP_TEST(test_existing_empty_dir),
+        TU_TMP_TEST(test_append_replay_reopen),
+        TU_TMP_TEST(test_hard_state_latest_wins),
+        TU_TMP_TEST(test_truncation_overwrites_suffix),
+        TU_TMP_TEST(test_truncation_across_segments),
+        TU_TMP_TEST(test_snapshot_marker),
+        TU_TMP_TEST(test_install_snapshot),
+        TU_TMP_TEST(test_rollover_and_release),
+        TU_TMP_TEST(test_invalid_appends_and_limits),
+        TU_TMP_TEST(test_lock_and_tmp_leftover),
+        TU_TMP_TEST(test_group_commit_on_worker_thread),
+        TU_TMP_TEST(test_replay_abort_and_empty_sync),
     };
+    /* clang-format on */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

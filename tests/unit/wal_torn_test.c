@@ -256,21 +256,18 @@ static void test_renamed_segment(void **state)
 
 int main(void)
 {
+    /* clang-format off: one test per line */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_torn_tail_zeros_every_offset, tu_tmp_setup,
-                                        tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_torn_tail_garbage_every_offset, tu_tmp_setup,
-                                        tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_torn_tail_short_file, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_bit_flips_in_middle_record, tu_tmp_setup,
-                                        tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_zeroed_middle_record, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_bit_flip_in_segment_header, tu_tmp_setup,
-                                        tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_in_non_last_segment, tu_tmp_setup,
-                                        tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_missing_segments, tu_tmp_setup, tu_tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_renamed_segment, tu_tmp_setup, tu_tmp_teardown),
+        TU_TMP_TEST(test_torn_tail_zeros_every_offset),
+        TU_TMP_TEST(test_torn_tail_garbage_every_offset),
+        TU_TMP_TEST(test_torn_tail_short_file),
+        TU_TMP_TEST(test_bit_flips_in_middle_record),
+        TU_TMP_TEST(test_zeroed_middle_record),
+        TU_TMP_TEST(test_bit_flip_in_segment_header),
+        TU_TMP_TEST(test_damage_in_non_last_segment),
+        TU_TMP_TEST(test_missing_segments),
+        TU_TMP_TEST(test_renamed_segment),
     };
+    /* clang-format on */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
