@@ -6,6 +6,7 @@ then SIGKILL) when the fixture ends, also when a test fails.
 """
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -47,6 +48,17 @@ class Member:
     @property
     def peer_url(self):
         return "http://127.0.0.1:%d" % self.peer_port
+
+    def metric(self, name):
+        """The value of one counter or gauge on the member's /metrics page."""
+        with urllib.request.urlopen(self.client_url + "/metrics", timeout=5) as r:
+            text = r.read().decode()
+        return int(re.search(r"^%s (\d+)$" % re.escape(name), text, re.M).group(1))
+
+    def snap_files(self):
+        """The snapshot files in the member's data directory."""
+        d = os.path.join(self.data_dir, "member", "snap")
+        return [f for f in os.listdir(d) if f.endswith(".snap")] if os.path.isdir(d) else []
 
     def start(self, initial_cluster, state="new", extra=(), env=None):
         args = [CORD, "--name", self.name, "--data-dir", self.data_dir,

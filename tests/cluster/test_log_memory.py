@@ -1,11 +1,8 @@
 """The Raft log held in memory is bounded (--log-memory-bytes): applied entries leave memory
 and a follower that falls behind is sent them from the leader's WAL, not a snapshot, as long
 as no snapshot covers them."""
-import os
-import re
 import threading
 import time
-import urllib.request
 
 import pytest
 
@@ -69,16 +66,10 @@ def test_lagging_follower_is_served_from_the_wal(tmp_path):
         log = open(follower.log_path, "rb").read().decode(errors="replace")
         assert "installed the leader's snapshot" not in log
         for m in c.members:
-            snap_dir = os.path.join(m.data_dir, "member", "snap")
-            snaps = [f for f in os.listdir(snap_dir) if f.endswith(".snap")] \
-                if os.path.isdir(snap_dir) else []
-            assert snaps == [], (m.name, snaps)
+            assert m.snap_files() == [], (m.name, m.snap_files())
         # the leader says so: entries read back from its WAL and sent
-        with urllib.request.urlopen(leader.client_url + "/metrics", timeout=5) as r:
-            metrics = r.read().decode()
-        reads = int(re.search(r"^cord_raft_log_reads_total (\d+)$", metrics, re.M).group(1))
-        read_entries = int(re.search(r"^cord_raft_log_read_entries_total (\d+)$", metrics,
-                                     re.M).group(1))
+        reads = leader.metric("cord_raft_log_reads_total")
+        read_entries = leader.metric("cord_raft_log_read_entries_total")
         assert reads >= 2 and read_entries >= n_threads * per_thread - 200, (reads,
                                                                               read_entries)
         leader_log = open(leader.log_path, "rb").read().decode(errors="replace")

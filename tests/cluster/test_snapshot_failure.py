@@ -1,25 +1,12 @@
 """A snapshot whose copy cannot be written (a full disk: ENOSPC, injected with a failpoint) is
 not taken, and that is all: the member keeps serving, says so in its log and /metrics, waits
 before it tries again (2 s, doubling), and then takes the snapshot."""
-import os
 import re
 import time
-import urllib.request
 
 import pytest
 
 from conftest import Cluster
-
-
-def metric(member, name):
-    with urllib.request.urlopen(member.client_url + "/metrics", timeout=5) as r:
-        text = r.read().decode()
-    return int(re.search(r"^%s (\d+)$" % name, text, re.M).group(1))
-
-
-def snap_files(member):
-    d = os.path.join(member.data_dir, "member", "snap")
-    return [f for f in os.listdir(d) if f.endswith(".snap")] if os.path.isdir(d) else []
 
 
 def test_snapshot_write_failure_is_not_fatal(tmp_path):
@@ -36,9 +23,9 @@ def test_snapshot_write_failure_is_not_fatal(tmp_path):
         for i in range(110):
             cl.put("sf/%03d" % i, "v%d" % i)
         deadline = time.time() + 20
-        while time.time() < deadline and metric(m, "cord_snapshot_failures_total") < 1:
+        while time.time() < deadline and m.metric("cord_snapshot_failures_total") < 1:
             time.sleep(0.05)
-        assert metric(m, "cord_snapshot_failures_total") == 1
+        assert m.metric("cord_snapshot_failures_total") == 1
         log = open(m.log_path, "rb").read().decode(errors="replace")
         assert re.search(r"snapshot not taken \(.*No space left on device.*\); the next one "
                          r"will be tried in 2000 ms", log), log[-2000:]
@@ -46,17 +33,17 @@ def test_snapshot_write_failure_is_not_fatal(tmp_path):
         for i in range(110, 120):
             cl.put("sf/%03d" % i, "v%d" % i)
         time.sleep(0.3)
-        assert snap_files(m) == []
+        assert m.snap_files() == []
         assert m.proc.poll() is None
         # after it, the next batch does
         time.sleep(2.0)
         for i in range(120, 130):
             cl.put("sf/%03d" % i, "v%d" % i)
         deadline = time.time() + 20
-        while time.time() < deadline and not snap_files(m):
+        while time.time() < deadline and not m.snap_files():
             time.sleep(0.05)
-        assert snap_files(m), "no snapshot after the failed one"
-        assert metric(m, "cord_snapshot_failures_total") == 1
+        assert m.snap_files(), "no snapshot after the failed one"
+        assert m.metric("cord_snapshot_failures_total") == 1
         got = {md.key.decode(): v.decode() for v, md in cl.get_prefix("sf/")}
         assert got == {"sf/%03d" % i: "v%d" % i for i in range(130)}
         cl.close()
