@@ -1158,12 +1158,22 @@ static void become_leader(raft *r)
     if (leader_append(r, RAFT_ENTRY_NORMAL, NULL, 0) != 0)
         abort();
     r->pending_conf_index = last_index(r);
-    if (raft_conf_is_joint(&r->conf)) {
-        raft_conf fin;
-        conf_leave_joint(&r->conf, &fin);
-        if (append_conf_entry(r, &fin) != 0)
-            abort();
-    }
+}
+
+/* Leader: the joint configuration is committed and every configuration entry of the log is
+ * applied (etcd's auto-leave rule): append the final one. Not earlier: a log taken over from
+ * an earlier leader may already hold that final entry (and more changes after it), and a
+ * second copy appended behind them would, once committed, bring back a membership the
+ * cluster had already left (a member removed again after it was added). */
+static void leave_joint_if_due(raft *r)
+{
+    if (r->role != RAFT_LEADER || !raft_conf_is_joint(&r->conf) ||
+        r->commit < r->pending_conf_index)
+        return;
+    raft_conf fin;
+    conf_leave_joint(&r->conf, &fin);
+    if (append_conf_entry(r, &fin) != 0)
+        abort();
 }
 
 /* ------------------------------------------------------------ membership */
@@ -1195,22 +1205,14 @@ static void send_timeout_now(raft *r, raft_id to)
 
 static void apply_conf(raft *r, uint64_t index, const raft_conf *c)
 {
-    bool was_joint = raft_conf_is_joint(&r->conf);
     r->conf = *c;
     r->conf_version++;
     conf_hist_push(r, index, c);
     prs_sync_at(r, index);
     if (r->role != RAFT_LEADER)
         return;
-    if (raft_conf_is_joint(c)) {
-        /* the joint configuration is committed: move on to the final one */
-        raft_conf fin;
-        conf_leave_joint(c, &fin);
-        if (append_conf_entry(r, &fin) != 0)
-            abort();
-        return;
-    }
-    (void)was_joint;
+    if (raft_conf_is_joint(c))
+        return; /* the final one is appended by leave_joint_if_due once the log holds none */
     if (!raft_conf_is_voter(c, r->cfg.id)) {
         /* We were removed: hand over to the most up-to-date voter and step down. */
         raft_id best = 0;
@@ -1254,6 +1256,7 @@ static void commit_to(raft *r, uint64_t index)
                 apply_conf(r, i, &c);
         }
     }
+    leave_joint_if_due(r);
 }
 
 /* Leader: advance the commit index to what a quorum holds, own term only. */
@@ -1502,7 +1505,11 @@ static void handle_append_resp(raft *r, progress *pr, const raft_msg *m)
         if (r->role != RAFT_LEADER)
             return;
     } else if (pr->state == PR_PROBE) {
-        pr->probe_sent = false;
+        /* the answer to the probe in flight (it was sent at next - 1) lets the next one go; an
+         * older answer (a duplicate, or one delayed behind it) does not: each would send one
+         * more probe, whose own answer would then count again, a storm of appends */
+        if (m->index + 1 >= pr->next)
+            pr->probe_sent = false;
     } else {
         /* an append that carried no new entries (only the commit index) is
          * answered with index == match: it is no longer in flight either */
@@ -1949,6 +1956,13 @@ int raft_fetched(raft *r, raft_id to, uint64_t from, const raft_entry *ents, uin
         (pr->state == PR_PROBE && pr->probe_sent) ||
         (pr->state == PR_REPLICATE && pr->inflight_count >= r->cfg.max_inflight_msgs))
         return 0; /* the next flush asks again, or sends a snapshot */
+    /* Only the entries dropped from memory are taken (they are applied and durable, so final).
+     * Past base_index the log is in memory, and the caller's durable log may still hold older
+     * entries there that a batch not yet synced replaces. */
+    if (from > r->base_index)
+        return 0;
+    if (from + n - 1 > r->base_index)
+        n = (uint32_t)(r->base_index - from + 1);
     for (uint32_t i = 0; i < n; i++) {
         if (ents[i].index != from + i || ents[i].term != term_at(r, from + i) ||
             (ents[i].len > 0 && !ents[i].data))

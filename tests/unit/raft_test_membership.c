@@ -262,6 +262,72 @@ static void test_removed_leader_steps_down_and_hands_over(void **state)
     fx_free(f);
 }
 
+/* A member whose record of the commit index fell behind (a commit-only change is not synced,
+ * and a store rebuilt after a machine crash restarts from an older applied index) becomes
+ * leader and commits again a joint configuration its log already moved past (joint, final,
+ * then another change). It must not append a second "final" configuration of that old joint
+ * one: committed behind the later change, it would bring back the member that change removed. */
+static void test_new_leader_does_not_repeat_an_old_final_conf(void **state)
+{
+    (void)state;
+    raft_config c = fx_config();
+    c.pre_vote = false;
+    c.check_quorum = false;
+    fx *f = fx_new(3, &c);
+    fx_add_node(f, 4);
+    fx_elect(f, 1);
+    assert_int_equal(fx_propose(f, 1, "a"), 0);
+    fx_stabilize(f);
+    uint64_t k = fx_commit(f, 1); /* before any change */
+
+    raft_conf add4 = fx_mkconf("1,2,3,4", NULL), back = fx_mkconf("1,2,3", NULL);
+    assert_int_equal(raft_propose_conf(fx_raft(f, 1), &add4), 0);
+    fx_stabilize(f);
+    fx_tick(f, 0, 2);
+    assert_true(fx_conf_equal(raft_get_conf(fx_raft(f, 2)), &add4));
+    assert_int_equal(raft_propose_conf(fx_raft(f, 1), &back), 0);
+    fx_stabilize(f);
+    fx_tick(f, 0, 2);
+    for (raft_id id = 1; id <= 3; id++)
+        assert_true(fx_conf_equal(raft_get_conf(fx_raft(f, id)), &back));
+    uint64_t last = fx_last_index(f, 2);
+
+    /* 2 loses its commit records and its store's applied index goes back to k */
+    fx_crash(f, 2);
+    fx_node *n2 = fx_node_of(f, 2);
+    n2->dhs.commit = k;
+    n2->sm_applied = k;
+    n2->sm_applied_term = f->g_term[k];
+    n2->sm_hash = f->g_chain[k];
+    size_t confs_before = n2->n_confs;
+    fx_crash(f, 1); /* so that 2 can be elected (3 grants at once: no pre-vote, no lease) */
+    fx_restart(f, 2);
+    fx_elect(f, 2);
+    fx_stabilize(f);
+    fx_restart(f, 1);
+    fx_tick(f, 0, 3);
+    fx_stabilize(f);
+
+    /* it applied the four entries of the two changes again, and nothing more */
+    assert_int_equal(n2->n_confs, confs_before + 4);
+    for (size_t i = confs_before; i < n2->n_confs; i++)
+        assert_true(n2->confs[i].index <= last);
+    assert_true(fx_conf_equal(&n2->confs[n2->n_confs - 1].conf, &back));
+    /* its log holds no configuration entry of its own term (only its empty entry) */
+    for (uint64_t i = last + 1; i <= fx_last_index(f, 2); i++) {
+        const raft_entry *e;
+        assert_int_equal(raft_log_entry(fx_raft(f, 2), i, &e), 0);
+        assert_int_equal(e->type, RAFT_ENTRY_NORMAL);
+    }
+    for (raft_id id = 1; id <= 3; id++) {
+        assert_true(fx_conf_equal(raft_get_conf(fx_raft(f, id)), &back));
+        const fx_node *n = fx_node_of(f, id);
+        assert_true(fx_conf_equal(&n->confs[n->n_confs - 1].conf, &back));
+        assert_true(n->confs[n->n_confs - 1].index <= last);
+    }
+    fx_free(f);
+}
+
 /* One change at a time, only on the leader, and only to a valid target. */
 static void test_conf_change_rules(void **state)
 {
@@ -399,6 +465,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_joint_needs_new_majority),
     cmocka_unit_test(test_joint_needs_old_majority),
     cmocka_unit_test(test_removed_leader_steps_down_and_hands_over),
+    cmocka_unit_test(test_new_leader_does_not_repeat_an_old_final_conf),
     cmocka_unit_test(test_conf_change_rules),
     cmocka_unit_test(test_conf_encoding),
 };

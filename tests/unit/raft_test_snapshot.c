@@ -5,6 +5,7 @@
  * by appends afterwards).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "raft_tests.h"
@@ -423,6 +424,49 @@ static void test_read_back_answers_are_checked(void **state)
     fx_free(f);
 }
 
+/* An answer may run past the entries dropped from memory: there the caller's durable log can
+ * still hold older entries that a batch not yet synced replaces (a leader whose log was
+ * rewritten just before it was elected). Only the dropped part, which is final, is taken. */
+static void test_read_back_takes_only_the_dropped_entries(void **state)
+{
+    (void)state;
+    fx *f = behind_in_wal(20, "past", false);
+    fx_node *n1 = fx_node_of(f, 1);
+    fx_heal(f);
+    fx_tick(f, 0, 3);
+    assert_true(n1->n_fetches >= 1);
+    raft_fetch q = n1->fetches[0];
+    n1->n_fetches = 0;
+    raft_status st = fx_status(f, 1);
+    uint64_t base = st.first_index - 1; /* the last entry dropped from memory */
+    assert_true(q.from <= base);
+    uint32_t n = (uint32_t)(base - q.from + 1);
+    raft_entry *ents = calloc(n + 2, sizeof *ents);
+    assert_non_null(ents);
+    for (uint32_t i = 0; i < n; i++)
+        ents[i] = *fx_log_get(&n1->dlog, q.from + i);
+    /* two entries past base whose terms are not the leader's */
+    for (uint32_t i = n; i < n + 2; i++) {
+        ents[i] = ents[n - 1];
+        ents[i].index = q.from + i;
+        ents[i].term = raft_log_term(n1->r, q.from + i) + 5;
+    }
+    size_t mark = fx_mark(f);
+    assert_int_equal(raft_fetched(n1->r, q.to, q.from, ents, n + 2), 0);
+    fx_ready_all(f);
+    const fx_sent *s = fx_find(f, mark, (fx_match){.type = RAFT_MSG_APPEND, .to = q.to}, 0);
+    assert_non_null(s);
+    assert_int_equal(s->m.log_index, q.from - 1);
+    assert_true(s->m.n_entries >= 1);
+    assert_true(s->m.log_index + s->m.n_entries <= base);
+    free(ents);
+    n1->auto_fetch = true;
+    fx_tick(f, 0, 10);
+    assert_int_equal(fx_commit(f, q.to), fx_commit(f, 1));
+    assert_int_equal(fx_node_of(f, q.to)->sm_hash, n1->sm_hash);
+    fx_free(f);
+}
+
 static void test_read_back_then_snapshot_when_compacted(void **state)
 {
     (void)state;
@@ -458,6 +502,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_new_member_bootstraps_from_snapshot),
     cmocka_unit_test(test_log_memory_bound_and_read_back),
     cmocka_unit_test(test_read_back_answers_are_checked),
+    cmocka_unit_test(test_read_back_takes_only_the_dropped_entries),
     cmocka_unit_test(test_read_back_then_snapshot_when_compacted),
 };
 
