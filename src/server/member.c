@@ -696,8 +696,8 @@ static void process_ready(member *m)
             return;
         }
         if (rd.leader_changed) {
-            if (rd.leader != m->last_leader)
-                m->leader_changes++;
+            if (rd.leader != 0 && rd.leader != m->last_leader)
+                m->leader_changes++; /* as etcd: a leader seen, other than the last one */
             m->last_leader = rd.leader;
             transfers_done(m, rd.leader);
             log_info("member %016" PRIx64 ": leader is now %016" PRIx64 " (term %" PRIu64 ")",
