@@ -24,8 +24,6 @@
  *            rd.reads once the applied index reaches each read's index.
  *         raft_advance(r, &rd);        (rd's pointers die here)
  *         ... later, once batch rd.seq is durable: raft_persisted(r, rd.seq);
- *         (a batch without rd.must_sync need not be synced: it counts as durable
- *         as soon as every batch before it is)
  *     }
  * Between raft_ready and raft_advance no other raft_* call may be made.
  *
