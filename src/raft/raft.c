@@ -2268,8 +2268,6 @@ void raft_ready(raft *r, struct raft_ready *rd)
         rd->entries = entry_at(r, r->unstable_from);
         rd->n_entries = (uint32_t)(last_index(r) - r->unstable_from + 1);
     }
-    rd->must_sync = rd->n_entries > 0 || hs.term != r->reported_hs.term ||
-                    hs.vote != r->reported_hs.vote;
     if (r->have_chunk) {
         rd->snapshot_chunk = r->chunk;
         rd->snapshot_chunk_len = r->chunk_len;
@@ -2279,7 +2277,8 @@ void raft_ready(raft *r, struct raft_ready *rd)
     if (r->install_pending)
         rd->snapshot = &r->install;
 
-    bool persisting = rd->must_sync || r->have_chunk || r->install_pending;
+    bool persisting =
+        rd->hard_state_changed || rd->n_entries > 0 || r->have_chunk || r->install_pending;
     if (persisting) {
         batch_rec b = {.seq = rd->seq, .self_vote = r->self_vote_pending, .term = r->term};
         if (rd->n_entries > 0) {

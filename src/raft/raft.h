@@ -240,11 +240,6 @@ struct raft_ready {
 
     bool hard_state_changed;
     raft_hard_state hard_state;
-    /* The batch holds entries or a new term or vote: it must be durable before
-     * raft_persisted(seq). A batch whose only change is the commit index need not be synced
-     * (etcd's MustSync): the commit index is recovered from the leader and from the applied
-     * index, so its record may reach the disk with the next synced batch or be lost. */
-    bool must_sync;
 
     const raft_entry *entries; /* to append; replaces the log from entries[0].index */
     uint32_t n_entries;
