@@ -38,8 +38,7 @@
  *    fsync + rename), the MVCC store is replaced by its data
  *    (mvcc_snapshot_restore), and wal_install_snapshot records it.
  * 3. rd.entries are appended, rd.hard_state recorded, then ONE wal_sync
- *    (one fdatasync) for the whole batch, when rd.must_sync: a batch that
- *    only moves the commit index leaves its record for the next sync.
+ *    (one fdatasync) for the whole batch.
  * 4. rd.committed are applied in ONE MVCC batch (one LMDB write transaction)
  *    that also stores the index and term of the last of them, so that after
  *    a crash no entry is applied twice and none is skipped. NORMAL entries
