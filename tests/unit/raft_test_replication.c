@@ -213,36 +213,12 @@ static void test_unreachable_follower_is_probed(void **state)
     fx_match to3 = {.type = RAFT_MSG_APPEND, .from = 1, .to = 3, .pred = appends_entries};
     assert_int_equal(fx_count(f, mark, to2), 4); /* pipelined */
     assert_int_equal(fx_count(f, mark, to3), 1); /* probing */
-    fx_release(f, hold);
-    fx_stabilize(f);
-    fx_tick(f, 1, 1);
-    assert_true(fx_applied(f, 3, "u3"));
-    assert_int_equal(raft_match_index(fx_raft(f, 1), 3), fx_last_index(f, 1));
-    fx_free(f);
-}
 
-/* Probing, one append is in flight. An older answer (a duplicate, or one delayed behind the
- * probe: its index is below the probe's) does not release another probe. Before, each did, and
- * the answers to those probes counted again: the simulator saw 200,000 appends a second. */
-static void test_stale_answers_do_not_release_probes(void **state)
-{
-    (void)state;
-    raft_config c = fx_config();
-    fx *f = fx_new(3, &c);
-    fx_elect(f, 1);
-    assert_int_equal(fx_propose(f, 1, "s0"), 0);
-    fx_stabilize(f);
-    fx_tick(f, 0, 1);
+    /* An older answer (a duplicate, or one delayed behind the probe: its index is below the
+     * probe's) does not release another probe. Before, each did, and the answers to those
+     * probes counted again: the simulator saw 200,000 appends a second. */
     uint64_t match = raft_match_index(fx_raft(f, 1), 3);
     assert_true(match >= 2);
-    int hold = fx_hold(f, MSG(RAFT_MSG_APPEND, 1, 3));
-    raft_report_unreachable(fx_raft(f, 1), 3);
-    size_t mark = fx_mark(f);
-    assert_int_equal(fx_propose(f, 1, "s1"), 0);
-    fx_ready(f, 1);
-    fx_match to3 = {.type = RAFT_MSG_APPEND, .from = 1, .to = 3};
-    assert_int_equal(fx_count(f, mark, to3), 1); /* the probe */
-
     raft_msg old;
     memset(&old, 0, sizeof old);
     old.type = RAFT_MSG_APPEND_RESP;
@@ -254,13 +230,14 @@ static void test_stale_answers_do_not_release_probes(void **state)
         assert_int_equal(fx_inject(f, &old), 0);
         fx_ready(f, 1);
     }
-    assert_int_equal(fx_count(f, mark, to3), 1);
+    assert_int_equal(fx_count(f, mark, (fx_match){.type = RAFT_MSG_APPEND, .from = 1, .to = 3}),
+                     1);
 
     /* the probe's own answer does: 3 catches up */
     fx_release(f, hold);
     fx_stabilize(f);
     fx_tick(f, 1, 1);
-    assert_true(fx_applied(f, 3, "s1"));
+    assert_true(fx_applied(f, 3, "u3"));
     assert_int_equal(raft_match_index(fx_raft(f, 1), 3), fx_last_index(f, 1));
     fx_free(f);
 }
@@ -577,7 +554,6 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_pipelining_window),
     cmocka_unit_test(test_batching_proposals),
     cmocka_unit_test(test_unreachable_follower_is_probed),
-    cmocka_unit_test(test_stale_answers_do_not_release_probes),
     cmocka_unit_test(test_follower_forwards_proposals),
     cmocka_unit_test(test_proposal_limits),
     cmocka_unit_test(test_fast_backoff_with_term_hints),
