@@ -67,8 +67,10 @@
  * timeout: that is safe only if clocks on the members advance at the same
  * rate to within (election_timeout - heartbeat) ticks per election timeout,
  * i.e. bounded clock drift and no process pause longer than that; etcd
- * documents the same assumption. RAFT_READ_SAFE (the default) assumes
- * nothing about clocks.
+ * documents the same assumption. In this mode a member also grants no vote
+ * (but a forced one, leadership transfer) for an election timeout after it
+ * starts: it may have answered a lease-granting heartbeat before a crash.
+ * RAFT_READ_SAFE (the default) assumes nothing about clocks.
  *
  * Errors: functions return 0 or a negative RAFT_E* code (raft_strerror()).
  */

@@ -913,6 +913,14 @@ void fx_elect(fx *f, raft_id id)
                  (unsigned long long)id, raft_role_name(st.role), (unsigned long long)st.term);
 }
 
+void fx_pass_start_hold(fx *f)
+{
+    for (int i = 1; i <= FX_MAX_NODES; i++)
+        fx_isolate(f, (raft_id)i);
+    fx_tick(f, 0, (int)f->tmpl.election_ticks);
+    fx_heal(f);
+}
+
 /* --------------------------------------------------------- crash/restart */
 
 void fx_crash(fx *f, raft_id id)

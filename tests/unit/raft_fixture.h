@@ -254,6 +254,10 @@ size_t fx_pending_batches(fx *f, raft_id id);
 
 /* raft_campaign(id), stabilize, and require that id leads. */
 void fx_elect(fx *f, raft_id id);
+/* With lease reads a member grants no vote for an election timeout after it starts: ticks
+ * every up member through that time with every link cut (nobody is elected meanwhile), then
+ * heals the links. */
+void fx_pass_start_hold(fx *f);
 
 /* Answers every unanswered rd.fetches request of `id` from its durable log (what a WAL read
  * returns): entries from the asked index, up to the asked bytes (at least one). */

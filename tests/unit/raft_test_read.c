@@ -207,6 +207,7 @@ static void test_lease_read_without_round(void **state)
     raft_config c = fx_config();
     c.read_mode = RAFT_READ_LEASE;
     fx *f = fx_new(3, &c);
+    fx_pass_start_hold(f);
     fx_elect(f, 1);
     fx_tick(f, 0, 2);
     size_t mark = fx_mark(f);
@@ -241,6 +242,7 @@ static void test_lease_read_never_stale_after_partition(void **state)
         c.read_mode = RAFT_READ_LEASE;
         c.seed = seed;
         fx *f = fx_new(3, &c);
+        fx_pass_start_hold(f);
         fx_elect(f, 1);
         fx_tick(f, 0, 3);
         fx_isolate(f, 1);
@@ -266,6 +268,55 @@ static void test_lease_read_never_stale_after_partition(void **state)
         }
         fx_free(f);
     }
+}
+
+/* A voter that acknowledged the leader's heartbeats and then restarted knows no leader, but
+ * the old leader's lease still counts on it: it must not help elect another leader before
+ * that lease has run out. Here 2 is cut off from the leader 1 and keeps campaigning; 3, the
+ * voter that gives 1 its quorum, crashes and restarts at once while 1 is cut off too. */
+static void test_lease_read_never_stale_after_voter_restart(void **state)
+{
+    (void)state;
+    int elected = 0;
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        raft_config c = fx_config();
+        c.read_mode = RAFT_READ_LEASE;
+        c.seed = seed;
+        fx *f = fx_new(3, &c);
+        fx_pass_start_hold(f);
+        fx_elect(f, 1);
+        fx_tick(f, 0, 3);
+        fx_cut(f, 1, 2);
+        fx_tick(f, 0, (int)(seed % (2 * c.election_ticks)) + (int)c.election_ticks);
+        assert_int_equal(fx_role(f, 1), RAFT_LEADER); /* 3 still answers it */
+        fx_crash(f, 3);
+        fx_restart(f, 3);
+        fx_isolate(f, 1);
+        uint64_t ctx = 1000;
+        bool written = false;
+        for (int t = 0; t < 4 * (int)c.election_ticks && fx_role(f, 1) == RAFT_LEADER; t++) {
+            fx_tick(f, 0, 1);
+            if (fx_role(f, 2) == RAFT_LEADER && !written) {
+                assert_int_equal(fx_propose(f, 2, "w"), 0);
+                fx_stabilize(f);
+                written = fx_applied(f, 2, "w");
+            }
+            if (written && fx_role(f, 1) == RAFT_LEADER) {
+                int rc = raft_read_index(fx_raft(f, 1), ++ctx);
+                assert_true(rc == 0 || rc == RAFT_EBUSY);
+                fx_ready_all(f);
+                if (has_read(f, 1, ctx, NULL))
+                    fail_msg("seed %llu: stale lease read on the deposed leader at tick %d",
+                             (unsigned long long)seed, t);
+            }
+        }
+        /* 2 is elected in the end, with the vote of 3, once the hold is over */
+        fx_tick(f, 0, 4 * (int)c.election_ticks);
+        if (fx_role(f, 2) == RAFT_LEADER)
+            elected++;
+        fx_free(f);
+    }
+    assert_true(elected > 0);
 }
 
 /* The queue of reads is bounded by max_pending_reads. */
@@ -298,6 +349,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_follower_read_is_forwarded),
     cmocka_unit_test(test_lease_read_without_round),
     cmocka_unit_test(test_lease_read_never_stale_after_partition),
+    cmocka_unit_test(test_lease_read_never_stale_after_voter_restart),
     cmocka_unit_test(test_pending_reads_are_bounded),
 };
 
