@@ -1077,7 +1077,14 @@ static void tally(raft *r)
             r->self_vote_pending = true;
             send_votes(r, false, false);
         } else if (r->role == RAFT_CANDIDATE) {
-            become_leader(r);
+            /* Not before our own vote is durable, even when the others' votes make a quorum
+             * without it: a leader that loses its term in a crash may win the same term again
+             * (its voters voted for it) and write other entries at the same indexes of that
+             * term (cord-sim --seed 2018983 --nodes 3). raft_persisted counts it and comes
+             * back here. */
+            progress *self = pr_get(r, r->cfg.id);
+            if (self == NULL || self->vote_granted)
+                become_leader(r);
         }
     } else if (res == VOTE_LOST) {
         become_follower(r, r->term, 0);

@@ -28,9 +28,10 @@
  * Between raft_ready and raft_advance no other raft_* call may be made.
  *
  * The durability rule lives here: vote grants, append and snapshot
- * acknowledgements, and the leader's count of its own log, are held inside
- * the core until raft_persisted() says the batch holding what they promise
- * is on disk (etcd keeps them in msgsAfterAppend).
+ * acknowledgements, the leader's count of its own log and a candidate's own
+ * vote (it leads only once that is durable, whatever the others answered)
+ * are held inside the core until raft_persisted() says the batch holding
+ * what they promise is on disk (etcd keeps them in msgsAfterAppend).
  *
  * Snapshots
  * ---------

@@ -285,6 +285,40 @@ static void test_vote_grant_waits_for_persistence(void **state)
     fx_free(f);
 }
 
+/* A candidate leads only once its own vote is on disk, even when the others' votes make a
+ * quorum without it. Otherwise a crash could take its term back, it would win the same term
+ * again with the same voters, and write other entries at the indexes it had already sent. */
+static void test_candidate_leads_only_with_its_vote_durable(void **state)
+{
+    (void)state;
+    raft_config c = fx_config();
+    c.pre_vote = false;
+    fx *f = fx_new(3, &c);
+    fx_stabilize(f);
+    fx_node_of(f, 1)->auto_persist = false;
+    raft_campaign(fx_raft(f, 1));
+    fx_stabilize(f);
+    /* 2 and 3 granted their votes: a quorum, but 1's own term and vote are not durable */
+    assert_int_equal(fx_role(f, 1), RAFT_CANDIDATE);
+    assert_int_equal(fx_status(f, 1).term, TERM(1));
+
+    /* A crash now loses them; the restarted member campaigns for the same term again and
+     * may win it: it never led it before. */
+    fx_crash(f, 1);
+    fx_restart(f, 1);
+    assert_int_equal(fx_status(f, 1).term, TERM(0));
+    fx_node_of(f, 1)->auto_persist = false;
+    raft_campaign(fx_raft(f, 1));
+    fx_stabilize(f);
+    assert_int_equal(fx_role(f, 1), RAFT_CANDIDATE);
+    fx_persist(f, 1);
+    fx_stabilize(f);
+    assert_int_equal(fx_role(f, 1), RAFT_LEADER);
+    assert_int_equal(fx_status(f, 1).term, TERM(1));
+    assert_int_equal(fx_node_of(f, 1)->dhs.term, TERM(1));
+    fx_free(f);
+}
+
 /* A member cut off from the cluster keeps pre-campaigning without raising
  * its term; when it comes back the leader and the term are unchanged. */
 static void test_prevote_rejoin_does_not_disrupt(void **state)
@@ -451,6 +485,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_candidate_with_stale_log_loses),
     cmocka_unit_test(test_no_second_vote_in_a_term),
     cmocka_unit_test(test_vote_grant_waits_for_persistence),
+    cmocka_unit_test(test_candidate_leads_only_with_its_vote_durable),
     cmocka_unit_test(test_prevote_rejoin_does_not_disrupt),
     cmocka_unit_test(test_check_quorum_isolated_leader_steps_down),
     cmocka_unit_test(test_leader_lease_ignores_votes_unless_forced),
