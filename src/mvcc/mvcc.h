@@ -677,6 +677,30 @@ int mvcc_defrag(mvcc_store *store, cord_error *err);
 int mvcc_snapshot_copy(mvcc_store *store, int fd, uint64_t *applied_index, uint64_t *applied_term,
                        cord_error *err);
 
+/* An image: the store's data file as of one committed state, read with pread from the page
+ * cache rather than through the map (so a copy of a large store adds nothing to the resident
+ * set), byte for byte with its free pages (not compacted). Safe on another thread while the
+ * owner keeps writing: the state is pinned by a read transaction, whose pages no writer may
+ * reuse, and the meta pages are read under LMDB's writer lock. Calls that replace or resize
+ * the environment wait until mvcc_image_close, as for mvcc_snapshot_copy. */
+typedef struct mvcc_image mvcc_image;
+typedef struct mvcc_image_info {
+    uint64_t size;          /* bytes: the file's used extent at that state */
+    uint64_t free_bytes;    /* of which on LMDB's free list */
+    uint64_t applied_index; /* what the image holds */
+    uint64_t applied_term;
+} mvcc_image_info;
+
+/* Opens an image of the newest committed state and fills *info. When more than
+ * max_free_percent of it is free pages, *out stays NULL (the info is still filled): a
+ * compacting copy (mvcc_snapshot_copy) is then worth its cost. Errors: MVCC_EIO, MVCC_ENOMEM. */
+int mvcc_image_open(mvcc_store *store, unsigned max_free_percent, mvcc_image **out,
+                    mvcc_image_info *info, cord_error *err);
+/* Reads up to len bytes of the image at off into buf; *got = 0 at its end. Errors: MVCC_EIO. */
+int mvcc_image_read(mvcc_image *image, uint64_t off, void *buf, size_t len, size_t *got,
+                    cord_error *err);
+void mvcc_image_close(mvcc_image *image); /* NULL is fine */
+
 /* Writes a consistent compact copy of the whole store (an LMDB data file) to `fd` from its
  * current offset, from one read transaction; stores the applied index/term the copy holds.
  * Does not fsync or close fd. Errors: MVCC_EBUSY (batch open), MVCC_EIO. */

@@ -814,6 +814,27 @@ int mvcc_status_revisions(const mvcc_store *s, mvcc_status *out)
     return MVCC_OK;
 }
 
+/* Free pages as txn sees them: the sum of the page lists in LMDB's free database (dbi 0). */
+static uint64_t free_pages(MDB_txn *txn)
+{
+    MDB_cursor *cur = NULL;
+    uint64_t n_free = 0;
+    if (mdb_cursor_open(txn, 0, &cur) != 0)
+        return 0;
+    MDB_val k, v;
+    int grc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (grc == 0) {
+        if (v.mv_size >= sizeof(size_t)) {
+            size_t n;
+            memcpy(&n, v.mv_data, sizeof(n));
+            n_free += n;
+        }
+        grc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return n_free;
+}
+
 int mvcc_status_get(mvcc_store *s, mvcc_status *out, cord_error *err)
 {
     memset(out, 0, sizeof(*out));
@@ -831,29 +852,12 @@ int mvcc_status_get(mvcc_store *s, mvcc_status *out, cord_error *err)
     out->db_size_bytes = mvcc_db_size(s);
     out->quota_bytes = s->opts.quota_bytes;
     out->map_size_bytes = s->map_size;
-    /* free pages: sum of the page lists in LMDB's free database (dbi 0) */
     MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
-    uint64_t free_pages = 0;
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
     if (rc)
         return mvcc_lmdb_fail(err, rc, "begin status transaction");
-    rc = mdb_cursor_open(txn, 0, &cur);
-    if (rc == 0) {
-        MDB_val k, v;
-        int grc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-        while (grc == 0) {
-            if (v.mv_size >= sizeof(size_t)) {
-                size_t n;
-                memcpy(&n, v.mv_data, sizeof(n));
-                free_pages += n;
-            }
-            grc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-        }
-        mdb_cursor_close(cur);
-    }
+    uint64_t free_bytes = free_pages(txn) * s->page_size;
     mdb_txn_abort(txn);
-    uint64_t free_bytes = free_pages * s->page_size;
     out->db_size_in_use_bytes =
         out->db_size_bytes > free_bytes ? out->db_size_bytes - free_bytes : 0;
     return MVCC_OK;
@@ -1066,6 +1070,121 @@ int mvcc_snapshot_copy(mvcc_store *s, int fd, uint64_t *applied_index, uint64_t 
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     return mvcc_snapshot_info(path, applied_index, applied_term, err);
+}
+
+struct mvcc_image {
+    mvcc_store *s;
+    MDB_txn *txn; /* pins every page of the copied state: writers cannot reuse them */
+    int fd;       /* the data file */
+    uint8_t *metas; /* its meta pages, read while no commit could run */
+    uint64_t meta_bytes;
+    mvcc_image_info info;
+};
+
+/* The meta pages and the extent of the newest commit, read under LMDB's writer lock (an
+ * empty write transaction), then a read transaction on that same commit. A commit that slips
+ * in between shows as a newer transaction id: then again. */
+static int image_pin(mvcc_store *s, mvcc_image *im, cord_error *err)
+{
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        MDB_txn *w = NULL;
+        int rc = mdb_txn_begin(s->env, NULL, 0, &w);
+        if (rc)
+            return mvcc_lmdb_fail(err, rc, "begin image transaction");
+        MDB_envinfo info;
+        size_t got = 0;
+        int ferr = mdb_env_info(s->env, &info) != 0 ? EIO
+                   : fileio_pread_full(im->fd, im->metas, im->meta_bytes, 0, &got);
+        mdb_txn_abort(w);
+        if (ferr || got != im->meta_bytes)
+            return cord_error_set(err, MVCC_EIO, ferr, "mvcc: read the meta pages");
+        rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &im->txn);
+        if (rc)
+            return mvcc_lmdb_fail(err, rc, "begin image read");
+        if (mdb_txn_id(im->txn) == info.me_last_txnid) {
+            im->info.size = ((uint64_t)info.me_last_pgno + 1) * s->page_size;
+            return MVCC_OK;
+        }
+        mdb_txn_abort(im->txn);
+        im->txn = NULL;
+    }
+    return mvcc_seterr(err, MVCC_EIO, "mvcc: no quiet moment to pin the store for a copy");
+}
+
+int mvcc_image_open(mvcc_store *s, unsigned max_free_percent, mvcc_image **out,
+                    mvcc_image_info *info, cord_error *err)
+{
+    *out = NULL;
+    mvcc_image *im = calloc(1, sizeof *im);
+    if (im)
+        im->metas = malloc(2u * s->page_size);
+    if (!im || !im->metas) {
+        if (im)
+            free(im);
+        return mvcc_fail(err, MVCC_ENOMEM);
+    }
+    im->s = s;
+    im->meta_bytes = 2u * s->page_size;
+    pthread_rwlock_rdlock(&s->env_lock); /* the environment stays: released by close */
+    int rc;
+    if (!s->env || mdb_env_get_fd(s->env, &im->fd) != 0) {
+        rc = mvcc_seterr(err, MVCC_EIO, "mvcc: store is closed after a failed reopen");
+        goto fail;
+    }
+    rc = image_pin(s, im, err);
+    if (rc)
+        goto fail;
+    mvcc_meta m;
+    bool initialized = false;
+    rc = meta_read(im->txn, s->dbi_meta, &m, &initialized, err);
+    if (rc)
+        goto fail;
+    im->info.applied_index = m.applied_index;
+    im->info.applied_term = m.applied_term;
+    im->info.free_bytes = free_pages(im->txn) * s->page_size;
+    *info = im->info;
+    if (im->info.free_bytes * 100 > im->info.size * max_free_percent) {
+        mvcc_image_close(im); /* a compacting copy is worth its cost */
+        return MVCC_OK;
+    }
+    *out = im;
+    return MVCC_OK;
+fail:
+    mvcc_image_close(im);
+    return rc;
+}
+
+int mvcc_image_read(mvcc_image *im, uint64_t off, void *buf, size_t len, size_t *got,
+                    cord_error *err)
+{
+    *got = 0;
+    if (off >= im->info.size)
+        return MVCC_OK;
+    if (len > im->info.size - off)
+        len = (size_t)(im->info.size - off);
+    if (off < im->meta_bytes) {
+        size_t n = len < im->meta_bytes - off ? len : (size_t)(im->meta_bytes - off);
+        memcpy(buf, im->metas + off, n);
+        *got = n;
+        return MVCC_OK;
+    }
+    int ferr = fileio_pread_full(im->fd, buf, len, off, got);
+    if (ferr)
+        return cord_error_set(err, MVCC_EIO, ferr, "mvcc: read the data file");
+    if (*got < len)
+        return mvcc_seterr(err, MVCC_EIO, "mvcc: the data file is shorter than its meta says");
+    return MVCC_OK;
+}
+
+void mvcc_image_close(mvcc_image *im)
+{
+    if (!im)
+        return;
+    if (im->txn)
+        mdb_txn_abort(im->txn);
+    pthread_rwlock_unlock(&im->s->env_lock);
+    free(im->metas);
+    free(im);
 }
 
 int mvcc_snapshot_save(mvcc_store *s, const char *path, uint64_t *applied_index,

@@ -578,6 +578,14 @@ static void snapshot_end(member *m)
     }
     m->snap_retry_ms = 0;
     m->wal_dirty = true;
+    storage_snapshot_made made = storage_last_snapshot_made(m->st);
+    if (made.index != 0 && made.index != m->snap_logged_index) {
+        m->snap_logged_index = made.index;
+        log_info("member %016" PRIx64 ": snapshot at index %" PRIu64 ": %" PRIu64
+                 " bytes of store (%s; %" PRIu64 " bytes were free pages)",
+                 m->id, made.index, made.data_bytes,
+                 made.compacted ? "a compacting copy" : "its file as it is", made.free_bytes);
+    }
 }
 
 static void snap_done_cb(uv_work_t *w, int status)

@@ -21,6 +21,7 @@
 #include "snap/snap.h"
 
 #define STORAGE_COPY_CHUNK (1u << 20)
+#define SNAPSHOT_IMAGE_MAX_FREE_PERCENT 25 /* storage_options' default */
 #define RESTORE_TMP_NAME   "db-restore.tmp"
 #define UNSYNCED_NAME      "db.unsynced"
 #define BOOT_ID_PATH       "/proc/sys/kernel/random/boot_id"
@@ -33,6 +34,7 @@ struct storage {
     char restore_tmp[FILEIO_PATH_MAX];
     char unsynced_path[FILEIO_PATH_MAX]; /* marker: the store commits without fsync */
     size_t snap_keep;
+    unsigned image_max_free_percent;
     bool store_no_sync; /* the store was opened with mvcc no_sync (see storage_open) */
     bool store_rebuilt; /* this open discarded an unsynced store after a reboot */
 
@@ -65,12 +67,14 @@ struct storage {
         int fd;               /* scratch file for the store's copy */
         raft_conf conf;       /* in force at the applied index when it began */
         uint64_t index, term; /* what the copy holds */
+        storage_snapshot_made made;
         bool gave_up;         /* a configuration entry was applied meanwhile: no file */
         int rc;               /* the work's result */
         cord_error err;
     } job;
     atomic_bool conf_applied; /* set by apply_one for a CONF entry while a job is active */
     uint64_t release_index;   /* a snapshot whose WAL segments wait for a durable marker */
+    storage_snapshot_made made; /* the newest snapshot written */
 
     storage_exec_fn exec; /* applies NORMAL entries instead of the test format */
     void *exec_ctx;
@@ -567,6 +571,9 @@ int storage_open(const char *data_dir, const storage_options *opts, storage **ou
         return cord_error_set(err, STORAGE_ENOMEM, 0, "storage: out of memory");
     }
     st->snap_keep = opts->snap_keep ? opts->snap_keep : STORAGE_SNAP_KEEP_DEFAULT;
+    st->image_max_free_percent = opts->snapshot_image_max_free_percent
+                                     ? opts->snapshot_image_max_free_percent
+                                     : SNAPSHOT_IMAGE_MAX_FREE_PERCENT;
     mvcc_arena_init(&st->arena, 0);
     rc = set_paths(st, data_dir, err);
     if (rc != STORAGE_OK) {
@@ -1099,19 +1106,41 @@ failed:
 
 /* --------------------------------------------------------- snapshots */
 
-/* Writes the copy of the store in fd (from offset 0, `size` bytes) into a new snapshot file
- * at index/term with `conf`. Thread-safe: uses nothing but its arguments and the directory. */
-static int write_snapshot_file(const char *snap_dir, int fd, uint64_t index, uint64_t term,
-                               const raft_conf *conf, cord_error *err)
+/* Where a snapshot's data comes from: the scratch file of a compacting copy, or an image of
+ * the store's own file (mvcc_image). */
+typedef struct copy_source {
+    int fd;            /* the scratch file, when image is NULL */
+    mvcc_image *image; /* closed once read: it holds the store's pages and its lock */
+    uint64_t size;
+} copy_source;
+
+static int copy_source_read(const copy_source *src, uint64_t off, void *buf, size_t len,
+                            size_t *got, cord_error *err)
+{
+    if (src->image != NULL) {
+        cord_error e;
+        if (mvcc_image_read(src->image, off, buf, len, got, &e) != MVCC_OK) {
+            return wrap(err, STORAGE_EIO, &e, "storage: read the store: ");
+        }
+        return STORAGE_OK;
+    }
+    int ferr = fileio_pread_full(src->fd, buf, len, off, got);
+    if (ferr != 0) {
+        return cord_error_set(err, STORAGE_EIO, ferr, "storage: read the store copy");
+    }
+    return STORAGE_OK;
+}
+
+/* Writes `from` into a new snapshot file at index/term with `conf`. Thread-safe: uses nothing
+ * but its arguments and the directory. */
+static int write_snapshot_file(const char *snap_dir, copy_source *from, uint64_t index,
+                               uint64_t term, const raft_conf *conf, cord_error *err)
 {
     int rc = STORAGE_OK;
     cord_error e;
     uint8_t *buf = NULL;
     snap_writer *w = NULL;
-    off_t size = lseek(fd, 0, SEEK_END);
-    if (size < 0) {
-        return cord_error_set(err, STORAGE_EIO, errno, "storage: lseek the store copy");
-    }
+    uint64_t size = from->size;
     uint8_t membership[4 + 8 * 3 * RAFT_MAX_MEMBERS + 64];
     assert(raft_conf_encoded_len(conf) <= sizeof membership);
     snap_meta meta;
@@ -1130,11 +1159,10 @@ static int write_snapshot_file(const char *snap_dir, int fd, uint64_t index, uin
         rc = cord_error_set(err, STORAGE_ENOMEM, 0, "storage: out of memory");
         goto cleanup;
     }
-    for (uint64_t off = 0; off < (uint64_t)size;) {
+    for (uint64_t off = 0; off < size;) {
         size_t got = 0;
-        int ferr = fileio_pread_full(fd, buf, STORAGE_COPY_CHUNK, off, &got);
-        if (ferr != 0) {
-            rc = cord_error_set(err, STORAGE_EIO, ferr, "storage: read the store copy");
+        rc = copy_source_read(from, off, buf, STORAGE_COPY_CHUNK, &got, err);
+        if (rc != STORAGE_OK) {
             goto cleanup;
         }
         if (got == 0) {
@@ -1148,6 +1176,8 @@ static int write_snapshot_file(const char *snap_dir, int fd, uint64_t index, uin
         }
         off += got;
     }
+    mvcc_image_close(from->image); /* before the file's fsync */
+    from->image = NULL;
     snap_writer *tocommit = w;
     w = NULL;
     src = snap_writer_commit(tocommit, NULL, &e);
@@ -1202,7 +1232,29 @@ void storage_snapshot_work(storage *st)
     struct snapshot_job *j = &st->job;
     assert(j->active);
     cord_error e;
-    int mrc = mvcc_snapshot_copy(st->mv, j->fd, &j->index, &j->term, &e);
+    copy_source from = {.fd = j->fd};
+    mvcc_image_info info;
+    memset(&info, 0, sizeof info);
+    /* The store's file as it is, read with pread, unless much of it is free pages: then a
+     * compacting copy (through the map, into the scratch file) is worth its cost. */
+    int mrc = mvcc_image_open(st->mv, st->image_max_free_percent, &from.image, &info, &e);
+    if (mrc == MVCC_OK && from.image != NULL) {
+        j->index = info.applied_index;
+        j->term = info.applied_term;
+        from.size = info.size;
+    } else if (mrc == MVCC_OK) {
+        mrc = mvcc_snapshot_copy(st->mv, j->fd, &j->index, &j->term, &e);
+        off_t size = mrc == MVCC_OK ? lseek(j->fd, 0, SEEK_END) : 0;
+        if (size < 0) {
+            j->rc = cord_error_set(&j->err, STORAGE_EIO, errno, "storage: lseek the store copy");
+            return;
+        }
+        from.size = (uint64_t)size;
+        j->made.compacted = true;
+    }
+    j->made.index = j->index;
+    j->made.data_bytes = from.size;
+    j->made.free_bytes = info.free_bytes;
     if (mrc != MVCC_OK) {
         j->rc = wrap(&j->err, code_from_mvcc(mrc), &e, "storage: copy the store: ");
         return;
@@ -1210,9 +1262,15 @@ void storage_snapshot_work(storage *st)
     if (atomic_load(&st->conf_applied)) {
         /* the configuration in force at the copy's index may not be j->conf */
         j->gave_up = true;
-        return;
+    } else {
+        j->rc = write_snapshot_file(st->snap_dir, &from, j->index, j->term, &j->conf, &j->err);
     }
-    j->rc = write_snapshot_file(st->snap_dir, j->fd, j->index, j->term, &j->conf, &j->err);
+    mvcc_image_close(from.image);
+}
+
+storage_snapshot_made storage_last_snapshot_made(const storage *st)
+{
+    return st->made;
 }
 
 void storage_snapshot_abandon(storage *st)
@@ -1271,6 +1329,7 @@ static int snapshot_end(storage *st, raft *r, bool wait, cord_error *err)
     }
     st->snap_index = index;
     st->snap_term = term;
+    st->made = job.made;
 
     /* the file's size: what a leader streams to a follower */
     snap_reader *rd = NULL;

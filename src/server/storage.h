@@ -121,6 +121,9 @@ typedef struct storage_options {
     wal_options wal;   /* all zero: defaults */
     mvcc_options mvcc; /* all zero: defaults */
     size_t snap_keep;  /* snapshot files kept by storage_take_snapshot; 0: default 2 */
+    /* A snapshot's data is the store's file as it is while at most this share of it is free
+     * pages, else a compacting copy (percent, 1-100; 0: default 25). */
+    unsigned snapshot_image_max_free_percent;
 } storage_options;
 
 typedef struct storage storage;
@@ -259,11 +262,15 @@ int storage_take_snapshot(storage *st, raft *r, cord_error *err);
  * - storage_snapshot_begin (owner thread): *started false when there is
  *   nothing to do (applied index not past the last snapshot).
  * - storage_snapshot_work (any one thread, once, after a begin that started):
- *   copies the store as of its newest commit and writes the snapshot file
- *   with the configuration in force at the copy's index. It touches nothing
- *   the owner uses but the store's environment (mvcc_snapshot_copy) and the
- *   snapshot directory. If a configuration entry is applied while it runs,
- *   it gives up (no file) and the owner may begin again later.
+ *   writes the snapshot file from the store as of its newest commit, with the
+ *   configuration in force at that index. The data is the store's file as it
+ *   is, read with pread (mvcc_image: no pass through the map, no scratch copy),
+ *   unless more of it than snapshot_image_max_free_percent is free pages:
+ *   then a compacting copy (mvcc_snapshot_copy into the scratch file) makes
+ *   it smaller. It touches
+ *   nothing the owner uses but the store's environment and the snapshot
+ *   directory. If a configuration entry is applied while it runs, it gives
+ *   up (no file) and the owner may begin again later.
  * - storage_snapshot_end (owner thread, after the work returned; the WAL
  *   must be idle, as for storage_take_snapshot): WAL marker and sync, the
  *   core is told, old files deleted, segments released.
@@ -281,6 +288,15 @@ int storage_snapshot_end_async(storage *st, raft *r, cord_error *err);
 /* Releases the WAL segments behind the newest snapshot if its marker is durable (owner
  * thread, no WAL sync in flight); does nothing otherwise. Errors: as storage_snapshot_end. */
 int storage_snapshot_release(storage *st, cord_error *err);
+/* How the newest snapshot this storage wrote was made: its data's bytes, the store's free
+ * bytes at that moment, and whether they were compacted away. */
+typedef struct storage_snapshot_made {
+    uint64_t index;
+    uint64_t data_bytes;
+    uint64_t free_bytes;
+    bool compacted;
+} storage_snapshot_made;
+storage_snapshot_made storage_last_snapshot_made(const storage *st);
 /* Drops a begun snapshot without its end (the member is stopping): the file, if the work
  * wrote one, is found at the next start (CRASH RECOVERY: a snapshot newer than the marker). */
 void storage_snapshot_abandon(storage *st);

@@ -1506,6 +1506,87 @@ static void test_snapshot_restore(void **state)
     mvt_rmrf(g.dir);
 }
 
+static void put_round(fx *f, const char *prefix, int n, int round, uint64_t index)
+{
+    char k[32], val[600];
+    memset(val, 'a' + round % 26, sizeof(val) - 1);
+    val[sizeof(val) - 1] = 0;
+    assert_int_equal(mvcc_batch_begin(f->s, NULL), MVCC_OK);
+    for (int i = 0; i < n; i++) {
+        snprintf(k, sizeof(k), "%s%04d", prefix, i);
+        put(f, k, val);
+    }
+    assert_int_equal(mvcc_batch_commit(f->s, index, 2, NULL), MVCC_OK);
+}
+
+/* An image is the state at its opening, byte for byte, however much the store is rewritten
+ * (and its freed pages reused) while it is read: its read transaction pins those pages. */
+static void test_image_pins_its_state(void **state)
+{
+    fx *f = *state;
+    put_round(f, "i", 300, 0, 10);
+    mvcc_hash_kv_result h1, h2;
+    assert_int_equal(mvcc_hash_kv(f->s, 0, &h1, NULL), MVCC_OK);
+    int64_t rev = cur_rev(f);
+    mvcc_image *im = NULL;
+    mvcc_image_info info;
+    cord_error err;
+    assert_int_equal(mvcc_image_open(f->s, 100, &im, &info, &err), MVCC_OK);
+    assert_non_null(im);
+    assert_int_equal(info.applied_index, 10);
+    assert_int_equal(info.applied_term, 2);
+    assert_int_equal(info.size % 4096, 0);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/../%s.image", f->dir, strrchr(f->dir, '/') + 1);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    char buf[4096];
+    uint64_t off = 0;
+    for (int round = 1;; round++) {
+        size_t got = 0;
+        assert_int_equal(mvcc_image_read(im, off, buf, sizeof(buf), &got, &err), MVCC_OK);
+        if (got == 0)
+            break;
+        assert_int_equal(fwrite(buf, 1, got, fp), got);
+        off += got;
+        /* rewrite every key and drop the old revisions: pages freed now are reused at once
+         * unless the image holds them */
+        put_round(f, "i", 300, round, 10 + (uint64_t)round);
+        if (round % 4 == 0)
+            compact_all(f, cur_rev(f));
+    }
+    fclose(fp);
+    assert_int_equal(off, info.size);
+    mvcc_image_close(im);
+    uint64_t idx = 0, term = 0;
+    assert_int_equal(mvcc_snapshot_info(path, &idx, &term, &err), MVCC_OK);
+    assert_int_equal(idx, 10);
+    fx g = {0};
+    g.dir = mvt_tmpdir("mvcc-image");
+    mvcc_arena_init(&g.a, 0);
+    fx_open(&g);
+    assert_int_equal(mvcc_snapshot_restore(g.s, path, &err), MVCC_OK);
+    assert_int_equal(mvcc_hash_kv(g.s, 0, &h2, NULL), MVCC_OK);
+    assert_int_equal(h1.hash, h2.hash);
+    assert_int_equal(cur_rev(&g), rev);
+    put(&g, "after", "1"); /* usable */
+    mvcc_close(g.s);
+    mvcc_arena_reset(&g.a);
+    mvt_rmrf(g.dir);
+    unlink(path);
+
+    /* the churn left free pages: past max_free_percent no image, but the sizes */
+    mvcc_status st;
+    assert_int_equal(mvcc_status_get(f->s, &st, NULL), MVCC_OK);
+    assert_true(st.db_size_in_use_bytes < st.db_size_bytes);
+    assert_int_equal(mvcc_image_open(f->s, 0, &im, &info, &err), MVCC_OK);
+    assert_null(im);
+    assert_int_equal(info.size, st.db_size_bytes);
+    assert_int_equal(info.free_bytes, st.db_size_bytes - st.db_size_in_use_bytes);
+    assert_int_equal(info.applied_index, st.applied_index);
+    assert_int_equal(mvcc_defrag(f->s, &err), MVCC_OK); /* the lock was let go */
+}
+
 static void test_defrag_keeps_data(void **state)
 {
     fx *f = *state;
@@ -1683,6 +1764,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_large_delete_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_arena_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_image_pins_its_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defrag_keeps_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_values, setup, teardown),
         cmocka_unit_test(test_not_a_store),

@@ -82,6 +82,9 @@ static void on_apply(void *ctx, const storage_applied *a)
 
 /* The store commits without fsync (as the member runs it). */
 static bool open_no_sync;
+/* storage_options.snapshot_image_max_free_percent (0: the default; 100: snapshots are always
+ * the store's file as it is, not a compacting copy). */
+static unsigned image_free_percent;
 
 /* Opens storage and core; returns the storage status (the core must start). */
 static int node_open_member(node *n, const char *dir, raft_id id, uint32_t n_voters,
@@ -92,6 +95,7 @@ static int node_open_member(node *n, const char *dir, raft_id id, uint32_t n_vot
     n->opts.mvcc.quota_bytes = 64ull << 20;
     n->opts.mvcc.map_size_bytes = 256ull << 20;
     n->opts.mvcc.no_sync = open_no_sync;
+    n->opts.snapshot_image_max_free_percent = image_free_percent;
     n->snapshot_entries = snapshot_entries;
     int rc = storage_open(dir, &n->opts, &n->st, err);
     if (rc != STORAGE_OK) {
@@ -912,6 +916,12 @@ static void transfer_scenario(bool interrupt)
     uint64_t s_index, s_term;
     storage_snapshot_get(a->st, &s_index, &s_term);
     assert_true(s_index > applied_of(m3) + 10);
+    storage_snapshot_made made = storage_last_snapshot_made(a->st);
+    assert_int_equal(made.index, s_index);
+    assert_true(made.data_bytes > 0);
+    if (image_free_percent == 100) {
+        assert_false(made.compacted);
+    }
 
     /* healed: it can only catch up through a snapshot, sent in chunks */
     c->cut[2] = false;
@@ -1004,6 +1014,16 @@ static void test_snapshot_transfer_and_install(void **state)
 {
     (void)state;
     transfer_scenario(false);
+}
+
+/* The same with snapshots that are the store's file as it is (mvcc_image), which is what
+ * a member's large stores use: restart from one, and install one on another member. */
+static void test_snapshots_of_the_file_as_it_is(void **state)
+{
+    image_free_percent = 100;
+    test_snapshots_and_restart(state); /* in tu_tmp/member */
+    transfer_scenario(false);          /* in tu_tmp/m1, m2, m3 */
+    image_free_percent = 0;
 }
 
 static void test_snapshot_install_interrupted(void **state)
@@ -1238,6 +1258,7 @@ int main(int argc, char **argv)
         TU_TMP_TEST(test_snapshot_write_failure_is_not_fatal),
         TU_TMP_TEST(test_snapshot_transfer_and_install),
         TU_TMP_TEST(test_snapshot_install_interrupted),
+        TU_TMP_TEST(test_snapshots_of_the_file_as_it_is),
         TU_TMP_TEST(test_clean_child_run),
         TU_TMP_TEST(test_crash_wal_before_fsync),
         TU_TMP_TEST(test_crash_wal_after_fsync),
