@@ -311,6 +311,10 @@ struct raft {
     raft_id lead;
     raft_id transferee;
     uint32_t transfer_elapsed;
+    /* Leader: sent a TimeoutNow in this term. The forced election it starts (maybe much later:
+     * the message can be delayed) takes votes that our lease counts on, so no lease reads
+     * until the term ends. */
+    bool timeout_now_sent;
 
     /* ticks */
     uint64_t now; /* ticks since start: the leader lease is measured in them */
@@ -982,7 +986,7 @@ static int leader_read(raft *r, raft_id from, uint64_t context)
         return 0;
     }
     if (r->cfg.read_mode == RAFT_READ_LEASE && r->cfg.check_quorum && committed_in_term(r) &&
-        joint_result(r, pred_heard_recently, NULL, 0) == VOTE_WON) {
+        !r->timeout_now_sent && joint_result(r, pred_heard_recently, NULL, 0) == VOTE_WON) {
         read_ready(r, from, context, r->commit);
         return 0;
     }
@@ -1017,6 +1021,7 @@ static void reset_term(raft *r, uint64_t term)
     r->heartbeat_elapsed = 0;
     reset_randomized_timeout(r);
     abort_transfer(r);
+    r->timeout_now_sent = false; /* a new role or term: a new lease */
     for (uint32_t i = 0; i < r->n_prs; i++) {
         r->prs[i].vote_answered = false;
         r->prs[i].vote_granted = false;
@@ -1208,6 +1213,7 @@ static void send_timeout_now(raft *r, raft_id to)
     raft_msg m;
     msg_init(r, &m, RAFT_MSG_TIMEOUT_NOW, to);
     send_now(r, &m);
+    r->timeout_now_sent = true;
 }
 
 static void apply_conf(raft *r, uint64_t index, const raft_conf *c)

@@ -71,6 +71,8 @@
  * documents the same assumption. In this mode a member also grants no vote
  * (but a forced one, leadership transfer) for an election timeout after it
  * starts: it may have answered a lease-granting heartbeat before a crash.
+ * Forced votes ignore leases, so a leader that has sent TimeoutNow answers
+ * reads with a heartbeat round for the rest of its term.
  * RAFT_READ_SAFE (the default) assumes nothing about clocks.
  *
  * Errors: functions return 0 or a negative RAFT_E* code (raft_strerror()).

@@ -319,6 +319,44 @@ static void test_lease_read_never_stale_after_voter_restart(void **state)
     assert_true(elected > 0);
 }
 
+/* A leader that handed over (TimeoutNow) serves no more lease reads in its term: the forced
+ * election that message starts takes the votes its lease counts on, and it may come long
+ * after the transfer timed out on the leader (here the message is held that long). */
+static void test_lease_read_never_stale_after_transfer(void **state)
+{
+    (void)state;
+    raft_config c = fx_config();
+    c.read_mode = RAFT_READ_LEASE;
+    fx *f = fx_new(3, &c);
+    fx_pass_start_hold(f);
+    fx_elect(f, 1);
+    fx_tick(f, 0, 2);
+    int h = fx_hold(f, MSG(RAFT_MSG_TIMEOUT_NOW, 1, 2));
+    assert_int_equal(raft_transfer_leader(fx_raft(f, 1), 2), 0);
+    fx_stabilize(f);
+    assert_int_equal(fx_inflight(f, MSG(RAFT_MSG_TIMEOUT_NOW, 1, 2)), 1);
+    fx_tick(f, 0, (int)c.election_ticks); /* the transfer times out; 1 leads on */
+    assert_int_equal(fx_status(f, 1).transferee, 0);
+    assert_int_equal(fx_role(f, 1), RAFT_LEADER);
+
+    fx_release(f, h);
+    fx_deliver(f); /* 2 gets the TimeoutNow at last */
+    fx_ready(f, 2);
+    fx_isolate(f, 1);
+    fx_stabilize(f);
+    assert_int_equal(fx_role(f, 2), RAFT_LEADER);
+    assert_int_equal(fx_propose(f, 2, "w"), 0);
+    fx_stabilize(f);
+    assert_true(fx_applied(f, 2, "w"));
+
+    assert_int_equal(fx_role(f, 1), RAFT_LEADER); /* it cannot know yet */
+    int rc = raft_read_index(fx_raft(f, 1), 77);
+    assert_true(rc == 0 || rc == RAFT_EBUSY);
+    fx_ready_all(f);
+    assert_false(has_read(f, 1, 77, NULL));
+    fx_free(f);
+}
+
 /* The queue of reads is bounded by max_pending_reads. */
 static void test_pending_reads_are_bounded(void **state)
 {
@@ -350,6 +388,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_lease_read_without_round),
     cmocka_unit_test(test_lease_read_never_stale_after_partition),
     cmocka_unit_test(test_lease_read_never_stale_after_voter_restart),
+    cmocka_unit_test(test_lease_read_never_stale_after_transfer),
     cmocka_unit_test(test_pending_reads_are_bounded),
 };
 
