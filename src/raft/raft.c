@@ -1442,6 +1442,20 @@ static void handle_snapshot(raft *r, const raft_msg *m)
         send_after_persist(r, &resp);
         return;
     }
+    if (m->log_index <= last_index(r) && term_at(r, m->log_index) == m->log_term) {
+        /* Our log holds the snapshot's last entry (appends overtook a delayed snapshot): we
+         * need none, and installing it would drop the entries after that one, which we may
+         * have acknowledged already; the leader would then probe above our log for ever
+         * (cord-sim --seed 6026254 --nodes 3). Answer as an append that matched there. */
+        if (r->recv_snap_index == m->log_index) {
+            r->recv_snap_index = 0;
+            r->recv_snap_bytes = 0;
+        }
+        msg_init(r, &resp, RAFT_MSG_APPEND_RESP, m->from);
+        resp.index = m->log_index;
+        send_after_persist(r, &resp);
+        return;
+    }
     msg_init(r, &resp, RAFT_MSG_SNAPSHOT_RESP, m->from);
     resp.log_index = m->log_index;
     resp.log_term = m->log_term;

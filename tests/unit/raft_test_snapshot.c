@@ -236,6 +236,60 @@ static bool offset_is_64(const raft_msg *m, const void *arg)
 }
 
 /* A lost chunk is sent again and the transfer completes. */
+/* A snapshot that arrives after appends overtook it (its last entry is in the log already,
+ * past the commit index) is not installed: that would drop the entries after it, which the
+ * follower may have acknowledged, and the leader would probe above its log for ever. The
+ * follower answers as an append that matched at the snapshot's index. */
+static void test_snapshot_behind_the_log_is_not_installed(void **state)
+{
+    (void)state;
+    raft_config c = fx_config();
+    fx *f = fx_new(3, &c);
+    fx_elect(f, 1);
+    /* the followers' acks are lost: 3 holds entries past its commit index */
+    fx_cut_one(f, 2, 1);
+    fx_cut_one(f, 3, 1);
+    assert_int_equal(fx_propose(f, 1, "a"), 0);
+    assert_int_equal(fx_propose(f, 1, "b"), 0);
+    fx_stabilize(f);
+    uint64_t last = fx_last_index(f, 3);
+    uint64_t commit = fx_commit(f, 3);
+    assert_true(last >= commit + 1);
+    uint64_t k = last - 1; /* an entry of 3's log past its commit index */
+    assert_true(k > commit);
+
+    raft_msg snap;
+    memset(&snap, 0, sizeof snap);
+    snap.type = RAFT_MSG_SNAPSHOT;
+    snap.from = 1;
+    snap.to = 3;
+    snap.term = fx_term(f, 1);
+    snap.log_index = k;
+    snap.log_term = raft_log_term(fx_raft(f, 3), k);
+    snap.offset = 0;
+    snap.len = 4;
+    snap.data = (const uint8_t *)"snap";
+    snap.done = true;
+    snap.snapshot_size = 4;
+    snap.conf = fx_mkconf("1,2,3", NULL);
+    size_t mark = fx_mark(f);
+    assert_int_equal(fx_inject(f, &snap), 0);
+    assert_int_equal(fx_last_index(f, 3), last); /* the log is kept */
+    fx_ready_all(f);
+    fx_ready_all(f);
+    assert_int_equal(fx_last_index(f, 3), last);
+    assert_int_equal(fx_node_of(f, 3)->snapshots_installed, 0);
+    const fx_sent *r = fx_find(f, mark, MSG(RAFT_MSG_APPEND_RESP, 3, 1), 0);
+    assert_non_null(r);
+    assert_false(r->m.reject);
+    assert_int_equal(r->m.index, k);
+    assert_int_equal(fx_count(f, mark, MSG(RAFT_MSG_SNAPSHOT_RESP, 3, 1)), 0);
+    fx_heal(f);
+    fx_tick(f, 0, 2);
+    assert_true(fx_applied(f, 3, "b"));
+    fx_free(f);
+}
+
 static void test_lost_snapshot_chunk_is_resent(void **state)
 {
     (void)state;
@@ -497,6 +551,7 @@ static void test_read_back_then_snapshot_when_compacted(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_snapshot_request_and_compaction),
     cmocka_unit_test(test_snapshot_sent_in_chunks),
+    cmocka_unit_test(test_snapshot_behind_the_log_is_not_installed),
     cmocka_unit_test(test_lost_snapshot_chunk_is_resent),
     cmocka_unit_test(test_snapshot_ack_waits_for_persistence),
     cmocka_unit_test(test_new_member_bootstraps_from_snapshot),
