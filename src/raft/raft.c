@@ -1435,24 +1435,19 @@ static void handle_heartbeat(raft *r, const raft_msg *m)
 static void handle_snapshot(raft *r, const raft_msg *m)
 {
     raft_msg resp;
-    if (m->log_index <= r->commit) {
-        /* we already have everything it covers */
-        msg_init(r, &resp, RAFT_MSG_APPEND_RESP, m->from);
-        resp.index = r->commit;
-        send_after_persist(r, &resp);
-        return;
-    }
-    if (m->log_index <= last_index(r) && term_at(r, m->log_index) == m->log_term) {
-        /* Our log holds the snapshot's last entry (appends overtook a delayed snapshot): we
-         * need none, and installing it would drop the entries after that one, which we may
-         * have acknowledged already; the leader would then probe above our log for ever
-         * (cord-sim --seed 6026254 --nodes 3). Answer as an append that matched there. */
+    bool committed = m->log_index <= r->commit;
+    if (committed || (m->log_index <= last_index(r) && term_at(r, m->log_index) == m->log_term)) {
+        /* We need none: we hold everything it covers, or our log holds its last entry
+         * (appends overtook a delayed snapshot). Installing it would then drop the entries
+         * after that one, which we may have acknowledged already, and the leader would probe
+         * above our log for ever (cord-sim --seed 6026254 --nodes 3). Answer as an append
+         * that matched there. */
         if (r->recv_snap_index == m->log_index) {
             r->recv_snap_index = 0;
             r->recv_snap_bytes = 0;
         }
         msg_init(r, &resp, RAFT_MSG_APPEND_RESP, m->from);
-        resp.index = m->log_index;
+        resp.index = committed ? r->commit : m->log_index;
         send_after_persist(r, &resp);
         return;
     }

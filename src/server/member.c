@@ -558,6 +558,7 @@ static void snap_work_cb(uv_work_t *w)
 static void snapshot_end(member *m)
 {
     cord_error e;
+    uint64_t made_before = storage_last_snapshot_made(m->st).index;
     if (storage_snapshot_end_async(m->st, m->r, &e) != STORAGE_OK) {
         if (!storage_failed(m->st)) {
             /* the copy or its file could not be written (a full disk): nothing changed, the
@@ -579,8 +580,7 @@ static void snapshot_end(member *m)
     m->snap_retry_ms = 0;
     m->wal_dirty = true;
     storage_snapshot_made made = storage_last_snapshot_made(m->st);
-    if (made.index != 0 && made.index != m->snap_logged_index) {
-        m->snap_logged_index = made.index;
+    if (made.index != made_before) { /* not when the copy was given up */
         log_info("member %016" PRIx64 ": snapshot at index %" PRIu64 ": %" PRIu64
                  " bytes of store (%s; %" PRIu64 " bytes were free pages)",
                  m->id, made.index, made.data_bytes,

@@ -121,7 +121,6 @@ struct member {
     bool snap_after_conf;                 /* the snapshot in progress follows such a change */
     uint64_t snap_failures;               /* snapshots not taken: the copy could not be written */
     uint64_t snap_retry_ms, snap_retry_at; /* after such a failure: backoff, and its end (uv_now) */
-    uint64_t snap_logged_index; /* the newest snapshot the log has told of */
     struct stop_ctx *stop;                /* set while stopping */
     uint64_t ticks;
     bool failed;

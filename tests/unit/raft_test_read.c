@@ -199,17 +199,57 @@ static void test_follower_read_is_forwarded(void **state)
     fx_free(f);
 }
 
+/* Three members with lease reads (seed 0: the fixture's), past the vote hold after start,
+ * 1 elected and `ticks` ticks of heartbeats after. */
+static fx *lease_cluster(raft_config *c, uint64_t seed, int ticks)
+{
+    *c = fx_config();
+    c->read_mode = RAFT_READ_LEASE;
+    if (seed)
+        c->seed = seed;
+    fx *f = fx_new(3, c);
+    fx_pass_start_hold(f);
+    fx_elect(f, 1);
+    fx_tick(f, 0, ticks);
+    return f;
+}
+
+/* Asks 1 for a read and says whether it answered at once (from its lease). */
+static bool lease_read_served(fx *f, uint64_t ctx)
+{
+    int rc = raft_read_index(fx_raft(f, 1), ctx);
+    assert_true(rc == 0 || rc == RAFT_EBUSY);
+    fx_ready_all(f);
+    return has_read(f, 1, ctx, NULL);
+}
+
+/* 1 is cut off. For up to 4 election timeouts, while it still leads: once another leader has
+ * committed "w" (which 1 cannot know), 1 must not answer a lease read. */
+static void expect_no_stale_lease_read(fx *f, const raft_config *c, uint64_t seed)
+{
+    uint64_t ctx = 1000;
+    bool written = false;
+    for (int t = 0; t < 4 * (int)c->election_ticks && fx_role(f, 1) == RAFT_LEADER; t++) {
+        fx_tick(f, 0, 1);
+        raft_id l = fx_role(f, 2) == RAFT_LEADER ? 2 : fx_role(f, 3) == RAFT_LEADER ? 3 : 0;
+        if (l && !written) {
+            assert_int_equal(fx_propose(f, l, "w"), 0);
+            fx_stabilize(f);
+            written = fx_applied(f, l, "w");
+        }
+        if (written && fx_role(f, 1) == RAFT_LEADER && lease_read_served(f, ++ctx))
+            fail_msg("seed %llu: stale lease read on the deposed leader at tick %d",
+                     (unsigned long long)seed, t);
+    }
+}
+
 /* Lease reads: the leader answers at once while it has heard from a
  * majority within the election timeout; not after. */
 static void test_lease_read_without_round(void **state)
 {
     (void)state;
-    raft_config c = fx_config();
-    c.read_mode = RAFT_READ_LEASE;
-    fx *f = fx_new(3, &c);
-    fx_pass_start_hold(f);
-    fx_elect(f, 1);
-    fx_tick(f, 0, 2);
+    raft_config c;
+    fx *f = lease_cluster(&c, 0, 2);
     size_t mark = fx_mark(f);
     assert_int_equal(raft_read_index(fx_raft(f, 1), 5), 0);
     fx_ready_all(f);
@@ -238,34 +278,10 @@ static void test_lease_read_never_stale_after_partition(void **state)
 {
     (void)state;
     for (uint64_t seed = 1; seed <= 30; seed++) {
-        raft_config c = fx_config();
-        c.read_mode = RAFT_READ_LEASE;
-        c.seed = seed;
-        fx *f = fx_new(3, &c);
-        fx_pass_start_hold(f);
-        fx_elect(f, 1);
-        fx_tick(f, 0, 3);
+        raft_config c;
+        fx *f = lease_cluster(&c, seed, 3);
         fx_isolate(f, 1);
-        uint64_t ctx = 1000;
-        bool written = false;
-        for (int t = 0; t < 4 * (int)c.election_ticks && fx_role(f, 1) == RAFT_LEADER; t++) {
-            fx_tick(f, 0, 1);
-            raft_id l = fx_role(f, 2) == RAFT_LEADER ? 2 : fx_role(f, 3) == RAFT_LEADER ? 3 : 0;
-            if (l && !written) {
-                assert_int_equal(fx_propose(f, l, "w"), 0);
-                fx_stabilize(f);
-                written = fx_applied(f, l, "w");
-            }
-            if (written && fx_role(f, 1) == RAFT_LEADER) {
-                /* "w" is committed elsewhere; 1 cannot know it. */
-                int rc = raft_read_index(fx_raft(f, 1), ++ctx);
-                assert_true(rc == 0 || rc == RAFT_EBUSY);
-                fx_ready_all(f);
-                if (has_read(f, 1, ctx, NULL))
-                    fail_msg("seed %llu: stale lease read on the deposed leader at tick %d",
-                             (unsigned long long)seed, t);
-            }
-        }
+        expect_no_stale_lease_read(f, &c, seed);
         fx_free(f);
     }
 }
@@ -279,37 +295,15 @@ static void test_lease_read_never_stale_after_voter_restart(void **state)
     (void)state;
     int elected = 0;
     for (uint64_t seed = 1; seed <= 40; seed++) {
-        raft_config c = fx_config();
-        c.read_mode = RAFT_READ_LEASE;
-        c.seed = seed;
-        fx *f = fx_new(3, &c);
-        fx_pass_start_hold(f);
-        fx_elect(f, 1);
-        fx_tick(f, 0, 3);
+        raft_config c;
+        fx *f = lease_cluster(&c, seed, 3);
         fx_cut(f, 1, 2);
         fx_tick(f, 0, (int)(seed % (2 * c.election_ticks)) + (int)c.election_ticks);
         assert_int_equal(fx_role(f, 1), RAFT_LEADER); /* 3 still answers it */
         fx_crash(f, 3);
         fx_restart(f, 3);
         fx_isolate(f, 1);
-        uint64_t ctx = 1000;
-        bool written = false;
-        for (int t = 0; t < 4 * (int)c.election_ticks && fx_role(f, 1) == RAFT_LEADER; t++) {
-            fx_tick(f, 0, 1);
-            if (fx_role(f, 2) == RAFT_LEADER && !written) {
-                assert_int_equal(fx_propose(f, 2, "w"), 0);
-                fx_stabilize(f);
-                written = fx_applied(f, 2, "w");
-            }
-            if (written && fx_role(f, 1) == RAFT_LEADER) {
-                int rc = raft_read_index(fx_raft(f, 1), ++ctx);
-                assert_true(rc == 0 || rc == RAFT_EBUSY);
-                fx_ready_all(f);
-                if (has_read(f, 1, ctx, NULL))
-                    fail_msg("seed %llu: stale lease read on the deposed leader at tick %d",
-                             (unsigned long long)seed, t);
-            }
-        }
+        expect_no_stale_lease_read(f, &c, seed);
         /* 2 is elected in the end, with the vote of 3, once the hold is over */
         fx_tick(f, 0, 4 * (int)c.election_ticks);
         if (fx_role(f, 2) == RAFT_LEADER)
@@ -325,12 +319,8 @@ static void test_lease_read_never_stale_after_voter_restart(void **state)
 static void test_lease_read_never_stale_after_transfer(void **state)
 {
     (void)state;
-    raft_config c = fx_config();
-    c.read_mode = RAFT_READ_LEASE;
-    fx *f = fx_new(3, &c);
-    fx_pass_start_hold(f);
-    fx_elect(f, 1);
-    fx_tick(f, 0, 2);
+    raft_config c;
+    fx *f = lease_cluster(&c, 0, 2);
     int h = fx_hold(f, MSG(RAFT_MSG_TIMEOUT_NOW, 1, 2));
     assert_int_equal(raft_transfer_leader(fx_raft(f, 1), 2), 0);
     fx_stabilize(f);
@@ -350,10 +340,7 @@ static void test_lease_read_never_stale_after_transfer(void **state)
     assert_true(fx_applied(f, 2, "w"));
 
     assert_int_equal(fx_role(f, 1), RAFT_LEADER); /* it cannot know yet */
-    int rc = raft_read_index(fx_raft(f, 1), 77);
-    assert_true(rc == 0 || rc == RAFT_EBUSY);
-    fx_ready_all(f);
-    assert_false(has_read(f, 1, 77, NULL));
+    assert_false(lease_read_served(f, 77));
     fx_free(f);
 }
 
