@@ -283,6 +283,7 @@ typedef struct batch_rec {
     uint64_t seq;
     uint64_t last_index, last_term; /* entries this batch wrote (0: none) */
     uint64_t snap_index;            /* snapshot installed by this batch (0: none) */
+    uint64_t commit;                /* commit index of the hard state it writes (0: none) */
     bool self_vote;                 /* carries our vote for ourselves ... */
     uint64_t term;                  /* ... in this term */
 } batch_rec;
@@ -348,6 +349,11 @@ struct raft {
     conf_hist *hist; /* conf entries committed after snap.index */
     uint32_t n_hist, cap_hist;
     uint64_t pending_conf_index;
+    /* Configuration entries take effect once their commit is durable here: conf_durable is
+     * the commit index of the newest durable hard state (or restored), and conf_waiting the
+     * first committed configuration entry after it (0: none), where applying stops. */
+    uint64_t conf_durable;
+    uint64_t conf_waiting;
     progress prs[MAX_PROGRESS];
     uint32_t n_prs;
 
@@ -1180,7 +1186,7 @@ static void become_leader(raft *r)
 static void leave_joint_if_due(raft *r)
 {
     if (r->role != RAFT_LEADER || !raft_conf_is_joint(&r->conf) ||
-        r->commit < r->pending_conf_index)
+        r->commit < r->pending_conf_index || r->conf_waiting != 0)
         return;
     raft_conf fin;
     conf_leave_joint(&r->conf, &fin);
@@ -1246,7 +1252,10 @@ static void apply_conf(raft *r, uint64_t index, const raft_conf *c)
     }
 }
 
-/* Sets the commit index; configuration entries take effect here. */
+/* Sets the commit index. Configuration entries take effect only once a hard state holding
+ * their commit is durable (conf_take_effect): a member that acted on one and then lost power
+ * before writing that commit index would restart in the configuration before it, while others
+ * (and its own past messages) went on in the new one. */
 static void commit_to(raft *r, uint64_t index)
 {
     if (index <= r->commit)
@@ -1263,11 +1272,35 @@ static void commit_to(raft *r, uint64_t index)
             r->uncommitted_bytes =
                 r->uncommitted_bytes > e->len ? r->uncommitted_bytes - e->len : 0;
         }
-        if (e->type == RAFT_ENTRY_CONF) {
-            raft_conf c;
-            if (raft_conf_decode(&c, e->data, e->len) == 0)
-                apply_conf(r, i, &c);
+        if (e->type == RAFT_ENTRY_CONF && r->conf_waiting == 0 && i > r->conf_durable)
+            r->conf_waiting = i;
+    }
+}
+
+/* The hard state with commit index `durable` is on disk: the configuration entries it
+ * commits take effect, in order. */
+static void conf_take_effect(raft *r, uint64_t durable)
+{
+    if (durable > r->commit)
+        durable = r->commit;
+    if (durable <= r->conf_durable)
+        return;
+    uint64_t from = r->conf_durable;
+    r->conf_durable = durable;
+    if (r->conf_waiting == 0 || r->conf_waiting > durable)
+        return;
+    r->conf_waiting = 0;
+    for (uint64_t i = from + 1; i <= r->commit; i++) {
+        const raft_entry *e = entry_at(r, i);
+        if (!e || e->type != RAFT_ENTRY_CONF)
+            continue; /* below the log (covered by a snapshot), or not a configuration */
+        if (i > durable) {
+            r->conf_waiting = i;
+            break;
         }
+        raft_conf c;
+        if (raft_conf_decode(&c, e->data, e->len) == 0)
+            apply_conf(r, i, &c);
     }
     leave_joint_if_due(r);
 }
@@ -1493,6 +1526,9 @@ static void handle_snapshot(raft *r, const raft_msg *m)
             r->persisted = m->log_index; /* raised when the install is durable */
         r->conf = m->conf;
         r->conf_version++;
+        r->conf_waiting = 0;
+        if (r->conf_durable < m->log_index)
+            r->conf_durable = m->log_index;
         prs_sync(r);
         r->recv_snap_index = 0;
         r->recv_snap_bytes = 0;
@@ -2161,7 +2197,7 @@ int raft_propose_conf(raft *r, const raft_conf *target)
         return RAFT_ENOTLEADER;
     if (r->transferee != 0)
         return RAFT_ETRANSFER;
-    if (r->pending_conf_index > r->commit || raft_conf_is_joint(&r->conf))
+    if (r->pending_conf_index > r->commit || r->conf_waiting != 0 || raft_conf_is_joint(&r->conf))
         return RAFT_ECONFPENDING;
     if (!conf_valid(target) || target->n_voters == 0 || target->n_voters_out != 0)
         return RAFT_EINVAL;
@@ -2257,9 +2293,15 @@ void raft_report_unreachable(raft *r, raft_id to)
 
 /* ---------------------------------------------------------------- batches */
 
+/* Entries are applied once durable here and committed; a configuration entry only once it
+ * has taken effect, so that the state machine (and a snapshot of it) never runs ahead of the
+ * configuration. */
 static uint64_t apply_limit(const raft *r)
 {
-    return r->commit < r->persisted ? r->commit : r->persisted;
+    uint64_t lim = r->commit < r->persisted ? r->commit : r->persisted;
+    if (r->conf_waiting != 0 && r->conf_waiting <= lim)
+        lim = r->conf_waiting - 1;
+    return lim;
 }
 
 static bool hs_equal(const raft_hard_state *a, const raft_hard_state *b)
@@ -2315,6 +2357,8 @@ void raft_ready(raft *r, struct raft_ready *rd)
         rd->hard_state_changed || rd->n_entries > 0 || r->have_chunk || r->install_pending;
     if (persisting) {
         batch_rec b = {.seq = rd->seq, .self_vote = r->self_vote_pending, .term = r->term};
+        if (rd->hard_state_changed)
+            b.commit = hs.commit;
         if (rd->n_entries > 0) {
             b.last_index = last_index(r);
             b.last_term = last_term(r);
@@ -2404,6 +2448,8 @@ void raft_persisted(raft *r, uint64_t seq)
         if (b->last_index != 0 && b->last_index > r->persisted &&
             term_at(r, b->last_index) == b->last_term)
             r->persisted = b->last_index;
+        if (b->commit != 0)
+            conf_take_effect(r, b->commit);
         if (b->self_vote && r->role == RAFT_CANDIDATE && r->vote == r->cfg.id &&
             r->term == b->term) {
             progress *self = pr_get(r, r->cfg.id);
@@ -2534,6 +2580,7 @@ raft *raft_new(const raft_config *cfg, const raft_conf *bootstrap, const raft_re
             conf_hist_push(r, i, &c);
         }
     }
+    r->conf_durable = commit;
     r->conf_version = 1;
     r->role = RAFT_FOLLOWER;
     reset_randomized_timeout(r);

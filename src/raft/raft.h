@@ -51,8 +51,10 @@
  * Changes go through joint consensus: raft_propose_conf(target) makes the
  * leader append a joint configuration (old and new voters both decide); when
  * that is committed the leader appends the final configuration. A
- * configuration takes effect on each member when its entry is committed
- * there (as in etcd, where it takes effect when applied); only one change is
+ * configuration takes effect on each member once a hard state that commits
+ * its entry is durable there (as in etcd, whose server applies a committed
+ * configuration change only after the WAL sync); entries from that one on
+ * are applied only after it has taken effect. Only one change is
  * in flight at a time. Learners receive the log but never vote or count. A
  * leader that is removed steps down once the final configuration commits,
  * handing leadership to the most up-to-date remaining voter.

@@ -328,6 +328,72 @@ static void test_new_leader_does_not_repeat_an_old_final_conf(void **state)
     fx_free(f);
 }
 
+/* The configuration a member would restart with: the last configuration entry of its durable
+ * log up to the commit index a restart recovers (durable hard state, snapshot, or the state
+ * machine's applied index, whichever is newest). */
+static raft_conf restart_conf(fx *f, raft_id id)
+{
+    const fx_node *n = fx_node_of(f, id);
+    raft_conf c = n->has_dsnap ? n->dsnap.conf : (raft_conf){0};
+    uint64_t commit = n->dhs.commit > n->sm_applied ? n->dhs.commit : n->sm_applied;
+    for (uint64_t i = n->dlog.base + 1; i <= commit && i <= fx_log_last(&n->dlog); i++) {
+        const raft_entry *e = fx_log_get(&n->dlog, i);
+        if (e && e->type == RAFT_ENTRY_CONF)
+            assert_int_equal(raft_conf_decode(&c, e->data, e->len), 0);
+    }
+    return c;
+}
+
+/* A configuration takes effect on a member only once the commit index that commits it is
+ * durable there. Acting on it earlier (voting or counting a quorum by it, a leader leaving
+ * the joint configuration or stepping down) and then losing power would restart the member in
+ * the configuration before it, while the others went on in the new one: the simulator found
+ * such a cluster, whose two survivors each waited for a vote of a member already gone.
+ * Members 2 and 3 make their batches durable one at a time, in a random order; after every
+ * step, each member's configuration in force is the one it would restart with. */
+static void test_conf_takes_effect_once_its_commit_is_durable(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 30; seed++) {
+        raft_config c = fx_config();
+        c.seed = seed;
+        fx *f = fx_new(3, &c);
+        fx_elect(f, 1);
+        fx_node_of(f, 2)->auto_persist = false;
+        fx_node_of(f, 3)->auto_persist = false;
+        raft_conf t = fx_mkconf("1,2", NULL);
+        assert_int_equal(raft_propose_conf(fx_raft(f, 1), &t), 0);
+        uint64_t rng = seed * 0x9e3779b97f4a7c15ull;
+        int steps = 0;
+        for (; steps < 2000; steps++) {
+            for (raft_id id = 1; id <= 3; id++) {
+                raft_conf want = restart_conf(f, id);
+                assert_true(fx_conf_equal(raft_get_conf(fx_raft(f, id)), &want));
+            }
+            bool done = true;
+            for (raft_id id = 1; id <= 2; id++)
+                done &= fx_conf_equal(raft_get_conf(fx_raft(f, id)), &t) &&
+                        fx_pending_batches(f, id) == 0;
+            if (done)
+                break;
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            switch ((rng >> 33) % 4) {
+            case 0:
+                fx_deliver(f);
+                break;
+            case 1:
+                fx_ready_all(f);
+                break;
+            default:
+                fx_persist_one(f, (raft_id)(2 + ((rng >> 40) & 1)));
+                break;
+            }
+        }
+        assert_true(steps < 2000);
+        fx_free(f);
+    }
+}
+
 /* One change at a time, only on the leader, and only to a valid target. */
 static void test_conf_change_rules(void **state)
 {
@@ -466,6 +532,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_joint_needs_old_majority),
     cmocka_unit_test(test_removed_leader_steps_down_and_hands_over),
     cmocka_unit_test(test_new_leader_does_not_repeat_an_old_final_conf),
+    cmocka_unit_test(test_conf_takes_effect_once_its_commit_is_durable),
     cmocka_unit_test(test_conf_change_rules),
     cmocka_unit_test(test_conf_encoding),
 };
