@@ -2258,8 +2258,15 @@ int raft_transfer_leader(raft *r, raft_id target)
 void raft_campaign(raft *r)
 {
     assert(!r->in_ready);
-    if (r->role != RAFT_LEADER)
-        campaign(r, false);
+    if (r->role == RAFT_LEADER)
+        return;
+    /* With lease reads, a member that may have answered the leader's heartbeats within the
+     * last election timeout has promised not to help elect another leader for that long: the
+     * leader answers reads from that promise. A campaign would drop the leader it knows, and
+     * with it the refusal of other members' (pre-)votes, besides voting for itself. */
+    if (r->cfg.read_mode == RAFT_READ_LEASE && in_lease(r))
+        return;
+    campaign(r, false);
 }
 
 int raft_snapshot_taken(raft *r, uint64_t index, uint64_t size)

@@ -349,7 +349,9 @@ int raft_read_index(raft *r, uint64_t context);
  * RAFT_ENOTLEADER, RAFT_ENOTVOTER. */
 int raft_transfer_leader(raft *r, raft_id target);
 
-/* Starts an election now (tests, or operators). */
+/* Starts an election now (tests, or operators). With lease reads, not while the member may
+ * still be part of a leader's lease (it heard from a leader within the election timeout, or
+ * started less than an election timeout ago): it campaigns on its own once that is over. */
 void raft_campaign(raft *r);
 
 /* The caller took a snapshot of its state machine at `index` (<= applied),
