@@ -2351,6 +2351,11 @@ void raft_ready(raft *r, struct raft_ready *rd)
         rd->entries = entry_at(r, r->unstable_from);
         rd->n_entries = (uint32_t)(last_index(r) - r->unstable_from + 1);
     }
+    /* A commit index alone need not be synced, unless it commits a configuration entry: that
+     * takes effect only once its commit is durable (conf_take_effect). */
+    rd->must_sync = rd->n_entries > 0 || hs.term != r->reported_hs.term ||
+                    hs.vote != r->reported_hs.vote ||
+                    (r->conf_waiting != 0 && hs.commit >= r->conf_waiting);
     if (r->have_chunk) {
         rd->snapshot_chunk = r->chunk;
         rd->snapshot_chunk_len = r->chunk_len;
@@ -2360,12 +2365,11 @@ void raft_ready(raft *r, struct raft_ready *rd)
     if (r->install_pending)
         rd->snapshot = &r->install;
 
-    bool persisting =
-        rd->hard_state_changed || rd->n_entries > 0 || r->have_chunk || r->install_pending;
+    bool persisting = rd->must_sync || r->have_chunk || r->install_pending;
     if (persisting) {
         batch_rec b = {.seq = rd->seq, .self_vote = r->self_vote_pending, .term = r->term};
-        if (rd->hard_state_changed)
-            b.commit = hs.commit;
+        if (rd->hard_state_changed && rd->must_sync)
+            b.commit = hs.commit; /* (an unsynced one may be lost: it proves nothing) */
         if (rd->n_entries > 0) {
             b.last_index = last_index(r);
             b.last_term = last_term(r);

@@ -24,6 +24,8 @@
  *            rd.reads once the applied index reaches each read's index.
  *         raft_advance(r, &rd);        (rd's pointers die here)
  *         ... later, once batch rd.seq is durable: raft_persisted(r, rd.seq);
+ *         (a batch without rd.must_sync need not be synced: it counts as durable
+ *         as soon as every batch before it is)
  *     }
  * Between raft_ready and raft_advance no other raft_* call may be made.
  *
@@ -247,6 +249,14 @@ struct raft_ready {
 
     bool hard_state_changed;
     raft_hard_state hard_state;
+    /* The batch holds entries, a new term or vote, or the commit of a configuration entry:
+     * it must be durable before raft_persisted(seq). A batch whose only change is some other
+     * commit index need not be synced (etcd's MustSync): the commit index is recovered from
+     * the leader and from the applied index, so its record may reach the disk with the next
+     * synced batch or be lost. A configuration takes effect only once its commit is durable:
+     * a member restarted from an older commit index would otherwise go back to the
+     * configuration before it, after acting on the new one. */
+    bool must_sync;
 
     const raft_entry *entries; /* to append; replaces the log from entries[0].index */
     uint32_t n_entries;

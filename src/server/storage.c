@@ -1073,9 +1073,11 @@ static int handle_ready(storage *st, const struct raft_ready *rd, storage_apply_
             goto failed;
         }
     }
-    if (need_sync != NULL && !installed && (rd->n_entries > 0 || rd->hard_state_changed)) {
+    /* A new commit index alone is not synced (rd->must_sync): its record goes out with the
+     * next sync, and a crash before that only loses what the leader tells again. */
+    if (need_sync != NULL && !installed && rd->must_sync) {
         *need_sync = true; /* the caller syncs, off its thread */
-    } else if (rd->n_entries > 0 || rd->hard_state_changed || installed) {
+    } else if (rd->must_sync || installed) {
         int wrc = wal_sync(st->w, NULL, &e);
         if (wrc != WAL_OK) {
             rc = wrap(err, code_from_wal(wrc), &e, "storage: sync the WAL: ");

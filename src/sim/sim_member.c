@@ -353,8 +353,9 @@ static bool process_ready(sim *s, sim_member *mb, const struct raft_ready *rd, u
     sim_trace(s, "ready", mb->slot, rd->seq, ((uint64_t)rd->n_entries << 32) | rd->n_messages,
               ((uint64_t)rd->n_committed << 32) |
                   (rd->hard_state_changed ? rd->hard_state.term : 0));
-    bool persisting = rd->hard_state_changed || rd->n_entries > 0 || rd->snapshot_chunk != NULL ||
-                      rd->snapshot != NULL;
+    /* A batch whose only change is the commit index is not written at all: the pessimistic
+     * case of a record that waits for the next sync and is lost in a crash. */
+    bool persisting = rd->must_sync || rd->snapshot_chunk != NULL || rd->snapshot != NULL;
     sim_batch *b = persisting ? sim_disk_push(&mb->disk, rd->seq) : NULL;
 
     /* 1. persist: chunk, snapshot install, entries, hard state */
@@ -377,7 +378,7 @@ static bool process_ready(sim *s, sim_member *mb, const struct raft_ready *rd, u
             sim_log_push(&b->ents, e);
         }
     }
-    if (rd->hard_state_changed) {
+    if (rd->hard_state_changed && b) {
         b->has_hs = true;
         b->hs = rd->hard_state;
     }

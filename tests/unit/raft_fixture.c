@@ -638,6 +638,7 @@ bool fx_ready(fx *f, raft_id id)
     rec.ordinal = f->n_trace;
     rec.hs_changed = rd.hard_state_changed;
     rec.hs = rd.hard_state;
+    rec.must_sync = rd.must_sync;
     rec.n_entries = rd.n_entries;
     if (rd.n_entries) {
         rec.first_entry = rd.entries[0].index;

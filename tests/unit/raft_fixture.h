@@ -71,6 +71,7 @@ typedef struct fx_batch_rec {
     uint64_t ordinal; /* trace length when it was taken */
     bool hs_changed;
     raft_hard_state hs;
+    bool must_sync;
     uint32_t n_entries;
     uint64_t first_entry, last_entry;
     bool has_chunk;

@@ -242,6 +242,66 @@ static void test_unreachable_follower_is_probed(void **state)
     fx_free(f);
 }
 
+/* A batch whose only change is the commit index need not be synced (rd.must_sync false, as
+ * etcd's MustSync): the commit index is learnt again from the leader. One with entries, a new
+ * term or vote, or the first commit of a configuration entry must be. */
+static void test_commit_only_batches_need_no_sync(void **state)
+{
+    (void)state;
+    raft_config c = fx_config();
+    fx *f = fx_new(3, &c);
+    fx_elect(f, 1);
+    for (int i = 0; i < 3; i++) {
+        char buf[8];
+        snprintf(buf, sizeof buf, "m%d", i);
+        assert_int_equal(fx_propose(f, 1, buf), 0);
+        fx_stabilize(f);
+        fx_tick(f, 0, 1);
+    }
+    for (raft_id id = 1; id <= 3; id++) {
+        const fx_node *n = fx_node_of(f, id);
+        raft_hard_state prev = {0, 0, 0};
+        size_t commit_only = 0, synced = 0;
+        for (size_t i = 0; i < n->n_batches; i++) {
+            const fx_batch_rec *b = &n->batches[i];
+            bool term_or_vote =
+                b->hs_changed && (b->hs.term != prev.term || b->hs.vote != prev.vote);
+            if (b->n_entries > 0 || term_or_vote) {
+                assert_true(b->must_sync);
+                synced++;
+            } else {
+                assert_false(b->must_sync);
+                commit_only += b->hs_changed;
+            }
+            if (b->hs_changed)
+                prev = b->hs;
+        }
+        assert_true(synced >= 1);
+        assert_true(commit_only >= 1); /* the commit index alone moved at least once */
+    }
+
+    /* The batch that first commits a configuration entry is synced on every member: the
+     * configuration takes effect only once that commit is durable. */
+    size_t from[4];
+    for (raft_id id = 1; id <= 3; id++)
+        from[id] = fx_node_of(f, id)->n_batches;
+    raft_conf t = fx_mkconf("1,2", NULL);
+    assert_int_equal(raft_propose_conf(fx_raft(f, 1), &t), 0);
+    uint64_t joint = fx_last_index(f, 1);
+    fx_stabilize(f);
+    fx_tick(f, 0, 2);
+    for (raft_id id = 1; id <= 3; id++) {
+        const fx_node *n = fx_node_of(f, id);
+        size_t i = from[id];
+        while (i < n->n_batches && !(n->batches[i].hs_changed && n->batches[i].hs.commit >= joint))
+            i++;
+        assert_true(i < n->n_batches);
+        assert_true(n->batches[i].must_sync);
+    }
+    assert_true(fx_conf_equal(raft_get_conf(fx_raft(f, 2)), &t));
+    fx_free(f);
+}
+
 /* Proposals that arrive before one raft_ready travel in one append per
  * follower; max_msg_bytes splits a large backlog. */
 static void test_batching_proposals(void **state)
@@ -554,6 +614,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_pipelining_window),
     cmocka_unit_test(test_batching_proposals),
     cmocka_unit_test(test_unreachable_follower_is_probed),
+    cmocka_unit_test(test_commit_only_batches_need_no_sync),
     cmocka_unit_test(test_follower_forwards_proposals),
     cmocka_unit_test(test_proposal_limits),
     cmocka_unit_test(test_fast_backoff_with_term_hints),
