@@ -1272,7 +1272,7 @@ static void commit_to(raft *r, uint64_t index)
             r->uncommitted_bytes =
                 r->uncommitted_bytes > e->len ? r->uncommitted_bytes - e->len : 0;
         }
-        if (e->type == RAFT_ENTRY_CONF && r->conf_waiting == 0 && i > r->conf_durable)
+        if (e->type == RAFT_ENTRY_CONF && r->conf_waiting == 0)
             r->conf_waiting = i;
     }
 }

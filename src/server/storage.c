@@ -1073,8 +1073,9 @@ static int handle_ready(storage *st, const struct raft_ready *rd, storage_apply_
             goto failed;
         }
     }
-    /* A new commit index alone is not synced (rd->must_sync): its record goes out with the
-     * next sync, and a crash before that only loses what the leader tells again. */
+    /* A batch without rd->must_sync (only a new commit index, none that puts a configuration
+     * into effect) is not synced: its record goes out with the next sync, and a crash before
+     * that only loses what the leader tells again. */
     if (need_sync != NULL && !installed && rd->must_sync) {
         *need_sync = true; /* the caller syncs, off its thread */
     } else if (rd->must_sync || installed) {

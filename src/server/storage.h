@@ -267,9 +267,8 @@ int storage_take_snapshot(storage *st, raft *r, cord_error *err);
  *   is, read with pread (mvcc_image: no pass through the map, no scratch copy),
  *   unless more of it than snapshot_image_max_free_percent is free pages:
  *   then a compacting copy (mvcc_snapshot_copy into the scratch file) makes
- *   it smaller. It touches
- *   nothing the owner uses but the store's environment and the snapshot
- *   directory. If a configuration entry is applied while it runs, it gives
+ *   it smaller. It touches nothing the owner uses but the store's environment
+ *   and the snapshot directory. If a configuration entry is applied while it runs, it gives
  *   up (no file) and the owner may begin again later.
  * - storage_snapshot_end (owner thread, after the work returned; the WAL
  *   must be idle, as for storage_take_snapshot): WAL marker and sync, the
