@@ -35,10 +35,18 @@ static void on_signal(uv_signal_t *h, int signum)
     }
 }
 
-/* A member whose storage failed must not keep serving: exit non-zero. */
+/* A member whose storage failed, or that was removed, must not keep serving: exit non-zero.
+ * Not at the first sight but one period later: the answers it already produced (a removed
+ * leader's answer to the MemberRemove that removed it) go out meanwhile, while it takes no
+ * new request. */
 static void on_watchdog(uv_timer_t *t)
 {
+    static bool seen;
     if (the_member && member_failed(the_member)) {
+        if (!seen) {
+            seen = true;
+            return;
+        }
         log_error("member failed; exiting");
         exit(1);
     }
