@@ -30,6 +30,7 @@
  *   wal-after-segment-rename wal-before-cut-truncate wal-before-tail-repair
  *   wal-before-release-unlink
  *   snap-before-write snap-before-fsync snap-before-rename snap-after-rename
+ *   lease-before-expiry-revoke (error: the leader skips that revoke this time)
  */
 #ifndef CORD_COMMON_FAILPOINT_H
 #define CORD_COMMON_FAILPOINT_H

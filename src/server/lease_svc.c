@@ -4,9 +4,9 @@
  * Grant and Revoke go through the log and are applied on every member.
  * Expiry is the leader's decision: its tick lists expired leases and
  * proposes their revokes. KeepAlive on the leader renews at once; on a
- * follower the renewal is carried to the leader as a log entry (every
- * member applies it; only the leader's table keeps deadlines), and the
- * follower answers once it is applied. After a leader change, leases get
+ * follower the renewal is carried to the leader as a log entry, and the
+ * leader's verdict comes back the same way (REQ_LEASE_RENEW_ANSWER): only
+ * the leader's table keeps deadlines. After a leader change, leases get
  * a full TTL plus an election timeout (lease_promote), never expiring at
  * once.
  */
@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/bytes.h"
+#include "common/failpoint.h"
 #include "common/log.h"
 #include "etcdserverpb/rpc.pb-c.h"
 #include "lease/lease.h"
@@ -44,6 +45,18 @@ static void header(member *m, Etcdserverpb__ResponseHeader *h)
 
 static int ttl_response(member *m, int64_t id, bool found, int64_t granted, int64_t remaining_ms,
                         bool want_keys, uint8_t **out, size_t *out_len);
+
+/* Packs a LeaseKeepAliveResponse (TTL 0: not found or expired, as etcd answers). */
+static int keep_alive_response(member *m, int64_t id, int64_t ttl, uint8_t **out, size_t *out_len)
+{
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    header(m, &h);
+    Etcdserverpb__LeaseKeepAliveResponse r = ETCDSERVERPB__LEASE_KEEP_ALIVE_RESPONSE__INIT;
+    r.header = &h;
+    r.id = id;
+    r.ttl = ttl;
+    return member_pack(&r.base, out, out_len);
+}
 
 int lease_apply(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, const uint8_t *req,
                 size_t len, bool want_reply, int *status, const char **message, uint8_t **msg,
@@ -121,6 +134,14 @@ int lease_apply_from(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, co
         return 0;
     }
     case REQ_LEASE_RENEW: {
+        /* Only the leader's table has deadlines, so only its verdict counts. A follower
+         * that answered from its own table could report a lease alive that the leader
+         * had let expire, with its revoke already on the way. The leader renews here
+         * and answers through the log (REQ_LEASE_RENEW_ANSWER), so the asker's answer
+         * comes after every entry before it, a revoke included. */
+        *status = -1;
+        if (!lease_is_leader(m->leases))
+            return 0;
         Etcdserverpb__LeaseKeepAliveRequest *rq =
             etcdserverpb__lease_keep_alive_request__unpack(NULL, len, req);
         if (!rq)
@@ -128,23 +149,41 @@ int lease_apply_from(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, co
         int64_t id = rq->id;
         etcdserverpb__lease_keep_alive_request__free_unpacked(rq, NULL);
         int64_t ttl = 0;
-        if (lease_is_leader(m->leases)) {
-            if (lease_renew(m->leases, id, now_ms(m), &ttl, NULL) != LEASE_OK)
-                ttl = 0;
-        } else if (lease_ttl(m->leases, id, &ttl) != LEASE_OK) {
+        if (lease_renew(m->leases, id, now_ms(m), &ttl, NULL) != LEASE_OK)
             ttl = 0;
-        }
-        if (!want_reply)
+        if (answer_origin == m->id) { /* asked as a follower, leader by now */
+            if (!want_reply)
+                return 0;
+            *status = 0;
+            if (keep_alive_response(m, id, ttl, msg, msg_len) != 0) {
+                *status = 8;
+                *message = "etcdserver: out of memory";
+            }
             return 0;
-        header(m, &h);
-        Etcdserverpb__LeaseKeepAliveResponse r = ETCDSERVERPB__LEASE_KEEP_ALIVE_RESPONSE__INIT;
-        r.header = &h;
-        r.id = id;
-        r.ttl = ttl;
-        if (member_pack(&r.base, msg, msg_len) != 0) {
-            *status = 8;
-            *message = "etcdserver: out of memory";
         }
+        uint8_t a[32];
+        bytes_put64(a, answer_origin);
+        bytes_put64(a + 8, answer_req_id);
+        bytes_put64(a + 16, (uint64_t)id);
+        bytes_put64(a + 24, (uint64_t)ttl);
+        member_propose_later(m, REQ_LEASE_RENEW_ANSWER, a, sizeof a);
+        return 0;
+    }
+    case REQ_LEASE_RENEW_ANSWER: {
+        if (len != 32 || bytes_get64(req) != m->id)
+            return 0; /* someone else's keep-alive */
+        uint64_t req_id = bytes_get64(req + 8);
+        waiter *w = member_waiter_find(m, req_id);
+        if (!w || w->kind != REQ_LEASE_RENEW)
+            return 0;
+        int64_t id = (int64_t)bytes_get64(req + 16);
+        int64_t ttl = (int64_t)bytes_get64(req + 24);
+        if (!lease_exists(m->leases, id))
+            ttl = 0; /* revoked between the renewal and this answer */
+        uint8_t *out;
+        size_t n;
+        if (keep_alive_response(m, id, ttl, &out, &n) == 0)
+            member_reply_later(m, req_id, 0, NULL, out, n);
         return 0;
     }
     case REQ_LEASE_TTL: {
@@ -175,7 +214,8 @@ int lease_apply_from(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, co
         if (len != 42 || bytes_get64(req) != m->id)
             return 0; /* someone else's question */
         uint64_t req_id = bytes_get64(req + 8);
-        if (!member_waiter_find(m, req_id))
+        waiter *w = member_waiter_find(m, req_id);
+        if (!w || w->kind != REQ_LEASE_TTL)
             return 0;
         uint8_t *out;
         size_t n;
@@ -208,6 +248,9 @@ void lease_svc_tick(member *m)
     int64_t ids[LEASE_EXPIRE_BATCH];
     size_t n = lease_expired(m->leases, now_ms(m), ids, LEASE_EXPIRE_BATCH);
     for (size_t i = 0; i < n; i++) {
+        /* a test's stand-in for a refused proposal: lease_expired reports the lease again */
+        if (failpoint_hit("lease-before-expiry-revoke") != 0)
+            continue;
         Etcdserverpb__LeaseRevokeRequest rq = ETCDSERVERPB__LEASE_REVOKE_REQUEST__INIT;
         rq.id = ids[i];
         uint8_t buf[32];
@@ -277,15 +320,9 @@ static void on_keep_alive(api_call *call, const uint8_t *msg, size_t len, void *
     int64_t ttl = 0;
     if (lease_renew(m->leases, id, now_ms(m), &ttl, NULL) != LEASE_OK)
         ttl = 0; /* not found or already expired: the client sees TTL 0, as from etcd */
-    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-    header(m, &h);
-    Etcdserverpb__LeaseKeepAliveResponse r = ETCDSERVERPB__LEASE_KEEP_ALIVE_RESPONSE__INIT;
-    r.header = &h;
-    r.id = id;
-    r.ttl = ttl;
     uint8_t *buf;
     size_t n;
-    if (member_pack(&r.base, &buf, &n) == 0) {
+    if (keep_alive_response(m, id, ttl, &buf, &n) == 0) {
         api_call_send(call, buf, n);
         free(buf);
     }

@@ -458,8 +458,8 @@ static int exec_entry(void *ctx, mvcc_store *mv, const raft_entry *e, cord_error
     else if (kind == REQ_MEMBER_UPDATE || kind == REQ_MEMBER_ATTR)
         arc = cluster_apply(m, mv, kind, e->data + ENTRY_HEADER_LEN, e->len - ENTRY_HEADER_LEN,
                             w != NULL, &status, &message, &msg, &msg_len);
-    else if ((kind >= REQ_LEASE_GRANT && kind <= REQ_LEASE_RENEW) || kind == REQ_LEASE_TTL ||
-             kind == REQ_LEASE_TTL_ANSWER)
+    else if ((kind >= REQ_LEASE_GRANT && kind <= REQ_LEASE_RENEW) ||
+             (kind >= REQ_LEASE_TTL && kind <= REQ_LEASE_RENEW_ANSWER))
         arc = lease_apply_from(m, mv, e->index, kind, e->data + ENTRY_HEADER_LEN,
                                e->len - ENTRY_HEADER_LEN, w != NULL, &status, &message, &msg,
                                &msg_len, origin, req_id);

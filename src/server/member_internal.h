@@ -39,6 +39,7 @@ enum req_kind {
     REQ_ALARM = 15,            /* raise or disarm an alarm (etcdserverpb.AlarmRequest) */
     REQ_LEASE_TTL = 16,        /* a follower's TimeToLive, for the leader to answer */
     REQ_LEASE_TTL_ANSWER = 17, /* the leader's answer (origin, request id, deadline) */
+    REQ_LEASE_RENEW_ANSWER = 18, /* the leader's verdict on a REQ_LEASE_RENEW (origin, id, TTL) */
 };
 
 /* Entry header: magic, kind, origin member, request id (little endian). */
@@ -229,7 +230,8 @@ int lease_apply(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, const u
                 size_t len, bool want_reply, int *status, const char **message, uint8_t **msg,
                 size_t *msg_len);
 /* The same for an entry proposed by member `origin` as request `req_id` (a
- * REQ_LEASE_TTL question is answered for them). *status -1: no answer yet. */
+ * REQ_LEASE_TTL or REQ_LEASE_RENEW is answered for them by the leader, through
+ * the log). *status -1: no answer yet. */
 int lease_apply_from(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, const uint8_t *req,
                      size_t len, bool want_reply, int *status, const char **message, uint8_t **msg,
                      size_t *msg_len, uint64_t origin, uint64_t req_id);

@@ -108,9 +108,9 @@ class Cluster:
     def endpoints(self):
         return ",".join(m.client_url for m in self.members)
 
-    def start(self, timeout=30):
+    def start(self, timeout=30, env=None):
         for m in self.members:
-            m.start(self.initial)
+            m.start(self.initial, env=env)
         self.wait_healthy(timeout)
 
     def wait_healthy(self, timeout=30):

@@ -116,3 +116,33 @@ def test_python_etcd3_lease(cluster1):
     lease.refresh()
     lease.revoke()
     assert client.get("pyl")[0] is None
+
+
+def test_keep_alive_of_a_lease_the_leader_let_expire(tmp_path):
+    """A keep-alive of a lease whose deadline passed on the leader reports it gone,
+    through every member. The leader's revokes are held back (a failpoint standing in
+    for refused proposals), so each member's table still has the lease: a follower
+    must answer with the leader's verdict, not with its own table's granted TTL."""
+    from conftest import Cluster
+    c = Cluster(tmp_path, 3)
+    c.start(env={"CORD_FAILPOINTS": "lease-before-expiry-revoke=error"})
+    try:
+        lid, ttl = grant(c, 2)
+        live, _ = grant(c, 30)
+        c.etcdctl("put", "--lease", lid, "held", "1")
+        time.sleep(ttl + 1.5)
+        assert c.etcdctl("get", "held", "--print-value-only").stdout.strip() == "1", \
+            "the revoke was not held back"
+        leader = c.leader_endpoint()
+        for member in c.members:
+            role = "leader" if member.client_url == leader else "follower"
+            p = c.etcdctl("lease", "keep-alive", "--once", lid, endpoints=member.client_url,
+                          check=False)
+            assert "keepalived" not in p.stdout, (role, p.stdout)
+            assert p.returncode != 0 and "not found" in p.stderr, (role, p.stdout, p.stderr)
+            # a lease that is alive is still renewed through the same path
+            out = c.etcdctl("lease", "keep-alive", "--once", live,
+                            endpoints=member.client_url).stdout
+            assert "keepalived with TTL(30)" in out, (role, out)
+    finally:
+        c.stop()
