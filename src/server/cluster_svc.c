@@ -426,6 +426,58 @@ static void conf_error(api_call *call, int rc)
         member_reply_error(call, 3, "etcdserver: invalid membership change");
 }
 
+/* --strict-reconfig-check, as etcd's: a change must leave a quorum of the new
+ * configuration among the voters this leader reaches (itself, and each voter whose
+ * connection is up). Learners do not count and are never refused. */
+static uint32_t voters_reached(member *m, const raft_conf *c)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < c->n_voters; i++)
+        if (c->voters[i] == m->id || (m->tr && transport_peer_connected(m->tr, c->voters[i])))
+            n++;
+    return n;
+}
+
+static bool strict_refuses_add(member *m, const raft_conf *c, api_call *call)
+{
+    /* etcd asks for every voter: the newcomer is not running yet, and the quorum of
+     * n + 1 voters is then at most one short of all n */
+    if (!m->cfg.strict_reconfig_check || voters_reached(m, c) == c->n_voters)
+        return false;
+    log_warn("member: refusing to add a voter: %u of %u voters reached (--strict-reconfig-check)",
+             voters_reached(m, c), c->n_voters);
+    member_reply_error(call, 14, "etcdserver: unhealthy cluster");
+    return true;
+}
+
+static bool strict_refuses_remove(member *m, const raft_conf *c, raft_id id, api_call *call)
+{
+    if (!m->cfg.strict_reconfig_check || !raft_conf_is_voter(c, id))
+        return false;
+    if (id != m->id && !(m->tr && transport_peer_connected(m->tr, id)))
+        return false; /* a voter that is down is no part of the quorum that runs */
+    uint32_t reached = voters_reached(m, c);
+    if (reached - 1 >= (c->n_voters - 1) / 2 + 1)
+        return false;
+    log_warn("member: refusing to remove voter %016llx: %u of %u voters reached "
+             "(--strict-reconfig-check)",
+             (unsigned long long)id, reached, c->n_voters);
+    member_reply_error(call, 14, "etcdserver: unhealthy cluster");
+    return true;
+}
+
+static bool strict_refuses_promote(member *m, const raft_conf *c, raft_id id, api_call *call)
+{
+    if (!m->cfg.strict_reconfig_check)
+        return false;
+    uint32_t reached = voters_reached(m, c) + (m->tr && transport_peer_connected(m->tr, id));
+    if (reached >= (c->n_voters + 1) / 2 + 1)
+        return false;
+    member_reply_error(call, 9,
+                       "etcdserver: re-configuration failed due to not enough started members");
+    return true;
+}
+
 static void wait_conf(member *m, api_call *call, uint8_t kind, uint64_t id)
 {
     waiter *w = member_waiter_new(m, call, kind, W_CONF);
@@ -469,6 +521,10 @@ static void on_member_add(api_call *call, const uint8_t *msg, size_t len, void *
         member_reply_error(call, 9,
                            "etcdserver: too many members (recently removed members are "
                            "still leaving; retry in a few seconds)");
+        return;
+    }
+    if (!rq->islearner && strict_refuses_add(m, c, call)) {
+        etcdserverpb__member_add_request__free_unpacked(rq, NULL);
         return;
     }
     raft_conf target = *c;
@@ -530,6 +586,8 @@ static void on_member_remove(api_call *call, const uint8_t *msg, size_t len, voi
         member_reply_error(call, 5, "etcdserver: member not found");
         return;
     }
+    if (strict_refuses_remove(m, c, id, call))
+        return;
     raft_conf target;
     memset(&target, 0, sizeof target);
     for (uint32_t i = 0; i < c->n_voters; i++)
@@ -575,6 +633,8 @@ static void on_member_promote(api_call *call, const uint8_t *msg, size_t len, vo
                            "with leader");
         return;
     }
+    if (strict_refuses_promote(m, c, id, call))
+        return;
     raft_conf target = *c;
     target.n_learners = 0;
     for (uint32_t i = 0; i < c->n_learners; i++)

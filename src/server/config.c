@@ -9,7 +9,7 @@
 #define CORD_VERSION     "0.1.0"
 #define CORD_API_VERSION "3.4"
 
-typedef enum { T_STR, T_U64, T_U32, T_STATE, T_LEVEL } ftype;
+typedef enum { T_STR, T_U64, T_U32, T_STATE, T_LEVEL, T_BOOL } ftype;
 
 typedef struct flag {
     const char *name;
@@ -51,6 +51,9 @@ static const flag flags[] = {
     F("auto-compaction-mode", T_STR, auto_compaction_mode, "periodic or revision"),
     F("auto-compaction-retention", T_STR, auto_compaction_retention,
       "auto compaction retention (periodic: hours or a duration like 30m; revision: count)"),
+    F("strict-reconfig-check", T_BOOL, strict_reconfig_check,
+      "refuse membership changes that could cost the cluster its quorum (default true; "
+      "--strict-reconfig-check=false turns it off)"),
     F("log-level", T_LEVEL, log_level, "debug, info, warn or error"),
 };
 #define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
@@ -105,6 +108,16 @@ static int set_flag(config *c, const flag *f, const char *v, char *err, size_t e
             *(bool *)p = false;
         else {
             snprintf(err, errlen, "--%s: invalid value \"%s\" (want new or existing)", f->name, v);
+            return -1;
+        }
+        return 0;
+    case T_BOOL:
+        if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+            *(bool *)p = true;
+        else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+            *(bool *)p = false;
+        else {
+            snprintf(err, errlen, "--%s: invalid value \"%s\" (want true or false)", f->name, v);
             return -1;
         }
         return 0;
@@ -284,6 +297,7 @@ int config_parse(config *c, int argc, char **argv, char *err, size_t errlen)
     strcpy(c->auto_compaction_mode, "periodic");
     strcpy(c->auto_compaction_retention, "0");
     c->log_level = LOG_INFO;
+    c->strict_reconfig_check = true;
 
     /* environment first */
     for (size_t i = 0; i < N_FLAGS; i++) {
@@ -323,6 +337,8 @@ int config_parse(config *c, int argc, char **argv, char *err, size_t errlen)
             return CONFIG_ERROR;
         }
         const char *v = eq ? eq + 1 : NULL;
+        if (!v && f->type == T_BOOL)
+            v = "true"; /* as Go's flags: --flag alone sets it, --flag=false clears it */
         if (!v) {
             if (i + 1 >= argc) {
                 snprintf(err, errlen, "--%s needs a value", f->name);

@@ -48,6 +48,7 @@ typedef struct config {
     char auto_compaction_mode[16]; /* "periodic" or "revision" */
     char auto_compaction_retention[64];
     enum log_level log_level;
+    bool strict_reconfig_check; /* refuse membership changes that could cost the quorum */
 
     /* derived */
     config_peer peers[CONFIG_MAX_MEMBERS]; /* from initial_cluster */

@@ -2,9 +2,10 @@
 remove a member (which then stops), update a member's peer URL."""
 import json
 import re
+import subprocess
 import time
 
-from conftest import Cluster, Member, free_ports
+from conftest import CORD, Cluster, Member, free_ports
 
 
 def status(c):
@@ -132,3 +133,49 @@ def test_many_members_come_and_go(tmp_path):
         assert c.members[0].peer_url in members[0]["peerURLs"]
     finally:
         c.stop()
+
+
+def test_strict_reconfig_check(tmp_path):
+    """As etcd's --strict-reconfig-check (on by default): with a voter down, adding a
+    voter or removing a running one would leave no quorum of the new configuration
+    among the members that run, so the leader refuses; learners and the member that is
+    down may still come and go."""
+    c = Cluster(tmp_path, 3)
+    c.start()
+    m0, m1, m2 = c.members
+    try:
+        m2.stop()
+        live = ",".join(m.client_url for m in (m0, m1))
+        lead = None
+        for _ in range(100):
+            p = c.etcdctl("endpoint", "status", "-w", "json", endpoints=live, check=False)
+            if p.returncode == 0:
+                lead = next((s["Endpoint"] for s in json.loads(p.stdout)
+                             if s["Status"]["header"]["member_id"] == s["Status"].get("leader")), None)
+            if lead:
+                break
+            time.sleep(0.2)
+        assert lead, "no leader among m0 and m1"
+        time.sleep(1)  # the leader has seen m2's connection go
+        members = lambda: {x["name"]: x["ID"] for x in json.loads(
+            c.etcdctl("member", "list", "-w", "json", endpoints=lead).stdout)["members"]}
+        before = members()
+        p = c.etcdctl("member", "add", "v3", "--peer-urls", "http://127.0.0.1:1", endpoints=lead,
+                      check=False)
+        assert p.returncode != 0 and "etcdserver: unhealthy cluster" in p.stderr, p.stderr
+        running = next(m for m in (m0, m1) if m.client_url != lead)
+        p = c.etcdctl("member", "remove", "%x" % before[running.name], endpoints=lead, check=False)
+        assert p.returncode != 0 and "etcdserver: unhealthy cluster" in p.stderr, p.stderr
+        assert members() == before
+        out = c.etcdctl("member", "add", "l3", "--learner", "--peer-urls", "http://127.0.0.1:1",
+                        endpoints=lead).stdout
+        lid = re.search(r"Member\s+([0-9a-f]+) added", out).group(1)
+        c.etcdctl("member", "remove", lid, endpoints=lead)
+        c.etcdctl("member", "remove", "%x" % before["m2"], endpoints=lead)
+        assert set(members()) == {"m0", "m1"}
+        assert c.etcdctl("put", "k", "v", endpoints=live).stdout.strip() == "OK"
+    finally:
+        c.stop()
+    p = subprocess.run([CORD, "--strict-reconfig-check=maybe"], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode != 0 and "--strict-reconfig-check" in p.stderr, p.stderr
