@@ -184,8 +184,60 @@ void cluster_load(member *m)
 }
 
 /* Keeps the transport's peers equal to the configuration's members. */
+/* A member our table does not know dialed us: it joined, or replaced members, while we
+ * were away (our table is older than its). Raft answers whoever writes to it, but the
+ * answers need an address: without one, a member whose every known peer has left could
+ * never catch up, and the cluster might need its vote. So it becomes a peer of the
+ * transport at the URL from its HELLO until our table knows it (cluster_sync_transport). */
+void cluster_on_hello(void *ctx, uint64_t from, const char *url)
+{
+    member *m = ctx;
+    if (m->failed || cluster_find(m, from))
+        return; /* known: cluster_sync_transport keeps its connection as the table says */
+    for (uint32_t i = 0; i < m->n_hello_peers; i++)
+        if (m->hello_peers[i].id == from)
+            return;
+    if (m->n_hello_peers == CONFIG_MAX_MEMBERS || transport_has_peer(m->tr, from))
+        return;
+    cord_error e;
+    if (transport_add_peer(m->tr, from, url, &e) != TRANSPORT_OK) {
+        log_warn("member %016llx: member %016llx dialed in from %s: %s",
+                 (unsigned long long)m->id, (unsigned long long)from, url, e.msg);
+        return;
+    }
+    m->hello_peers[m->n_hello_peers++] = (struct hello_peer){.id = from};
+    log_info("member %016llx: member %016llx, not in our member table, dialed in; answering it "
+             "at %s",
+             (unsigned long long)m->id, (unsigned long long)from, url);
+}
+
+/* Keeps the peers cluster_on_hello added until the table knows them, or until they
+ * have been unreachable for 300 ticks (a member that left before our table knew it). */
+static void sync_hello_peers(member *m)
+{
+    for (uint32_t i = 0; i < m->n_hello_peers;) {
+        struct hello_peer *h = &m->hello_peers[i];
+        bool drop = cluster_find(m, h->id) != NULL;
+        if (!drop && transport_peer_connected(m->tr, h->id)) {
+            h->down = false;
+        } else if (!drop && !h->down) {
+            h->down = true;
+            h->down_since_tick = m->ticks;
+        } else if (!drop && m->ticks - h->down_since_tick >= 300) {
+            (void)transport_remove_peer(m->tr, h->id);
+            drop = true;
+        }
+        if (drop)
+            *h = m->hello_peers[--m->n_hello_peers];
+        else
+            i++;
+    }
+}
+
 void cluster_sync_transport(member *m)
 {
+    if (m->n_hello_peers > 0)
+        sync_hello_peers(m);
     const raft_conf *c = raft_get_conf(m->r);
     for (uint32_t i = 0; i < m->n_peers; i++) {
         peer_info *p = &m->peers[i];

@@ -1104,6 +1104,17 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
     if (rc != 0)
         goto fail;
     transport_set_unreachable_cb(m->tr, on_unreachable);
+    transport_set_hello_cb(m->tr, cluster_on_hello);
+    {
+        /* our URL goes in every HELLO: members whose table is older than ours can answer */
+        char self_url[CONFIG_STR_MAX];
+        first_url(cfg->initial_advertise_peer_urls, self_url);
+        peer_info *self = cluster_find(m, m->id);
+        if (self && self->peer_url[0])
+            snprintf(self_url, sizeof self_url, "%s", self->peer_url);
+        if (transport_set_advertise_url(m->tr, self_url, err) != 0)
+            goto fail;
+    }
     for (uint32_t i = 0; i < m->n_peers; i++)
         if (m->peers[i].id != m->id &&
             transport_add_peer(m->tr, m->peers[i].id, m->peers[i].peer_url, err) != 0)

@@ -96,6 +96,14 @@ struct member {
     uint64_t id, cluster_id;
     peer_info peers[CONFIG_MAX_MEMBERS];
     uint32_t n_peers;
+    /* Members our table does not know that dialed us with their URL (cluster_on_hello):
+     * peers of the transport until the table knows them, or until unreachable a while. */
+    struct hello_peer {
+        uint64_t id;
+        bool down;
+        uint64_t down_since_tick;
+    } hello_peers[CONFIG_MAX_MEMBERS];
+    uint32_t n_hello_peers;
 
     storage *st;
     raft *r;
@@ -217,6 +225,8 @@ extern const size_t cluster_n_methods;
 peer_info *cluster_find(member *m, uint64_t id);
 void cluster_load(member *m);
 void cluster_sync_transport(member *m);
+/* transport_hello_fn: a member dialed us with its peer URL. */
+void cluster_on_hello(void *ctx, uint64_t from, const char *url);
 void cluster_after_apply(member *m);
 void cluster_publish(member *m);
 int cluster_apply(member *m, mvcc_store *mv, uint8_t kind, const uint8_t *req, size_t len,

@@ -502,26 +502,56 @@ int msgcodec_decode_msg(const uint8_t *payload, size_t len, raft_msg *out, msgco
 
 /* ------------------------------------------------------------- handshakes */
 
+static size_t hello_url_len(const msgcodec_hello *h)
+{
+    size_t n = strnlen(h->url, sizeof h->url);
+    return n <= MSGCODEC_URL_MAX ? n : 0;
+}
+
+size_t msgcodec_hello_frame_len(const msgcodec_hello *h)
+{
+    size_t n = hello_url_len(h);
+    return MSGCODEC_HEADER_LEN + MSGCODEC_HELLO_LEN + (n ? 2 + n : 0);
+}
+
 size_t msgcodec_encode_hello_frame(uint8_t kind, const msgcodec_hello *h, uint8_t *buf)
 {
     uint8_t *p = buf + MSGCODEC_HEADER_LEN;
     put_u64(p, h->cluster_id);
     put_u64(p + 8, h->from);
     put_u64(p + 16, h->to);
-    msgcodec_frame_seal(buf, kind, MSGCODEC_HELLO_LEN);
-    return MSGCODEC_HEADER_LEN + MSGCODEC_HELLO_LEN;
+    size_t n = hello_url_len(h), len = MSGCODEC_HELLO_LEN;
+    if (n) {
+        p[24] = (uint8_t)n;
+        p[25] = (uint8_t)(n >> 8);
+        memcpy(p + 26, h->url, n);
+        len += 2 + n;
+    }
+    msgcodec_frame_seal(buf, kind, (uint32_t)len);
+    return MSGCODEC_HEADER_LEN + len;
 }
 
 int msgcodec_decode_hello(const uint8_t *payload, size_t len, msgcodec_hello *h)
 {
     memset(h, 0, sizeof(*h));
-    if (len != MSGCODEC_HELLO_LEN)
-        return MSGCODEC_EMALFORMED;
+    if (len != MSGCODEC_HELLO_LEN) {
+        if (len < MSGCODEC_HELLO_LEN + 2)
+            return MSGCODEC_EMALFORMED;
+        size_t n = (size_t)payload[24] | (size_t)payload[25] << 8;
+        if (n == 0 || n > MSGCODEC_URL_MAX || len != MSGCODEC_HELLO_LEN + 2 + n)
+            return MSGCODEC_EMALFORMED;
+        for (size_t i = 0; i < n; i++)
+            if (payload[26 + i] < 0x21 || payload[26 + i] > 0x7e)
+                return MSGCODEC_EMALFORMED;
+        memcpy(h->url, payload + 26, n);
+    }
     h->cluster_id = get_u64(payload);
     h->from = get_u64(payload + 8);
     h->to = get_u64(payload + 16);
-    if (h->from == 0 || h->to == 0)
+    if (h->from == 0 || h->to == 0) {
+        memset(h, 0, sizeof(*h));
         return MSGCODEC_EMALFORMED;
+    }
     return MSGCODEC_OK;
 }
 

@@ -13,7 +13,9 @@
  *     16      ...   payload
  *
  * Payloads:
- *   HELLO / HELLO_ACK   cluster_id u64, from u64, to u64 (fixed, little endian)
+ *   HELLO / HELLO_ACK   cluster_id u64, from u64, to u64 (little endian), then optionally
+ *                       the sender's advertised peer URL: u16 LE length (1..255), the bytes
+ *                       (printable ASCII). cord sends it in HELLO, not in HELLO_ACK.
  *   REJECT              reason u32, cluster_id u64, from u64, to u64 (the rejecter's view)
  *   MSG                 one raft_msg, compact encoding:
  *       u8 type, u8 flags (bit0 pre_vote, bit1 reject, bit2 force, bit3 done,
@@ -148,15 +150,22 @@ int msgcodec_decode_msg(const uint8_t *payload, size_t len, raft_msg *out, msgco
 
 /* ------------------------------------------------------------- handshakes */
 
+#define MSGCODEC_URL_MAX 255
+
 typedef struct msgcodec_hello {
     uint64_t cluster_id;
     uint64_t from; /* sender's member id */
     uint64_t to;   /* the member id the sender believes it is talking to */
+    char url[MSGCODEC_URL_MAX + 1]; /* sender's peer URL, "" when not sent */
 } msgcodec_hello;
 
-/* Writes a HELLO or HELLO_ACK frame (MSGCODEC_HEADER_LEN + MSGCODEC_HELLO_LEN bytes). */
+/* Bytes of the HELLO or HELLO_ACK frame for h (header included). */
+size_t msgcodec_hello_frame_len(const msgcodec_hello *h);
+/* Writes a HELLO or HELLO_ACK frame of msgcodec_hello_frame_len(h) bytes (a url longer
+ * than MSGCODEC_URL_MAX is not sent). */
 size_t msgcodec_encode_hello_frame(uint8_t kind, const msgcodec_hello *h, uint8_t *buf);
-/* Returns MSGCODEC_OK or MSGCODEC_EMALFORMED (wrong length, zero ids). */
+/* Returns MSGCODEC_OK or MSGCODEC_EMALFORMED (wrong length, zero ids, a URL that is empty,
+ * too long or not printable ASCII). */
 int msgcodec_decode_hello(const uint8_t *payload, size_t len, msgcodec_hello *h);
 
 typedef struct msgcodec_reject {

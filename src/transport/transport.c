@@ -115,7 +115,9 @@ struct transport {
     transport_on_message_fn on_message;
     transport_snapshot_fill_fn snapshot_fill;
     transport_unreachable_fn on_unreachable;
+    transport_hello_fn on_hello;
     void *ctx;
+    char self_url[MSGCODEC_URL_MAX + 1]; /* sent in our HELLOs ("" until set) */
     transport_options o;
     uint64_t rng;
     bool closing;
@@ -617,8 +619,8 @@ static bool incoming_frame(conn *c, const msgcodec_frame *f)
                 conn_close(o);
             }
         }
-        msgcodec_hello ack = {t->cluster_id, t->self_id, h.from};
-        frame *af = frame_alloc(MSGCODEC_HEADER_LEN + MSGCODEC_HELLO_LEN, false);
+        msgcodec_hello ack = {t->cluster_id, t->self_id, h.from, ""};
+        frame *af = frame_alloc(msgcodec_hello_frame_len(&ack), false);
         if (!af) {
             conn_close(c);
             return false;
@@ -629,6 +631,10 @@ static bool incoming_frame(conn *c, const msgcodec_frame *f)
             return false;
         }
         tlog(t, TRANSPORT_LOG_DEBUG, "event=incoming_accepted peer=%" PRIx64, h.from);
+        if (h.url[0] && t->on_hello) {
+            t->on_hello(t->ctx, h.from, h.url);
+            return !c->closing && !t->closing;
+        }
         return true;
     }
     if (f->kind != MSGCODEC_FRAME_MSG) {
@@ -890,8 +896,9 @@ static void on_connect(uv_connect_t *req, int status)
     c->connected = true;
     p->state = PEER_CONNECTED;
     tune_socket(c);
-    msgcodec_hello h = {t->cluster_id, t->self_id, p->id};
-    frame *f = frame_alloc(MSGCODEC_HEADER_LEN + MSGCODEC_HELLO_LEN, false);
+    msgcodec_hello h = {t->cluster_id, t->self_id, p->id, ""};
+    memcpy(h.url, t->self_url, sizeof h.url);
+    frame *f = frame_alloc(msgcodec_hello_frame_len(&h), false);
     if (!f) {
         peer_conn_failed(p, c, "out of memory", 0);
         return;
@@ -1170,6 +1177,25 @@ int transport_listen_port(const transport *t)
 void transport_set_unreachable_cb(transport *t, transport_unreachable_fn fn)
 {
     t->on_unreachable = fn;
+}
+
+int transport_set_advertise_url(transport *t, const char *url, cord_error *err)
+{
+    size_t n = url ? strlen(url) : 0;
+    bool printable = true;
+    for (size_t i = 0; i < n; i++)
+        printable = printable && url[i] > 0x20 && url[i] < 0x7f;
+    if (n == 0 || n > MSGCODEC_URL_MAX || !printable)
+        return cord_error_set(err, TRANSPORT_EINVAL, 0, "transport: advertise URL \"%s\": %s",
+                              url ? url : "(null)",
+                              n > MSGCODEC_URL_MAX ? "too long" : "empty or not printable");
+    memcpy(t->self_url, url, n + 1);
+    return TRANSPORT_OK;
+}
+
+void transport_set_hello_cb(transport *t, transport_hello_fn fn)
+{
+    t->on_hello = fn;
 }
 
 int transport_add_peer(transport *t, raft_id id, const char *url, cord_error *err)

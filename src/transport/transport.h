@@ -10,7 +10,9 @@
  * every message to that peer over it; a peer's messages to us arrive on the
  * connection that peer dialed (each direction has its own connection, as in
  * etcd's streams). A connection starts with a HELLO frame carrying the
- * cluster id, our id and the id we expect the peer to have. The listener
+ * cluster id, our id, the id we expect the peer to have and, once set, our
+ * advertised peer URL (transport_set_advertise_url; the listener hands it to
+ * the hello callback, so a member that does not know us yet can answer). The listener
  * answers HELLO_ACK, or REJECT (cluster id mismatch, wrong member id) and
  * closes; both sides log the reason. The dialer pipelines messages right
  * after its HELLO without waiting for the ACK; a dial that has no HELLO_ACK
@@ -179,6 +181,16 @@ int transport_new(uv_loop_t *loop, raft_id self_id, uint64_t cluster_id, const c
 int transport_listen_port(const transport *t);
 
 void transport_set_unreachable_cb(transport *t, transport_unreachable_fn fn);
+
+/* The peer URL we advertise, sent in the HELLO of every connection we dial (at most
+ * MSGCODEC_URL_MAX printable bytes). Returns TRANSPORT_OK or TRANSPORT_EINVAL. */
+int transport_set_advertise_url(transport *t, const char *url, cord_error *err);
+
+/* A HELLO was accepted from member `from` that gave its peer URL (whether or not it is
+ * a peer of ours). A member whose member table does not know `from` yet can add it as
+ * a peer at that URL, so that its answers reach it. May call any transport function. */
+typedef void (*transport_hello_fn)(void *ctx, raft_id from, const char *url);
+void transport_set_hello_cb(transport *t, transport_hello_fn fn);
 
 /*
  * transport_add_peer: start talking to member `id` at url (dials at once).

@@ -135,6 +135,76 @@ def test_many_members_come_and_go(tmp_path):
         c.stop()
 
 
+def test_member_back_after_every_member_it_knew_was_replaced(tmp_path):
+    """m2 is down while m0 and m1 are replaced by m3 and m4. When it comes back, its
+    member table names only departed members: it can reach the new ones only because
+    their HELLO carries their peer URL. It must catch up, and then be the quorum's
+    second member when m3 stops."""
+    c = Cluster(tmp_path, 3)
+    c.start()
+    m0, m1, m2 = c.members
+    try:
+        c.etcdctl("put", "k/0", "before")
+        m2.stop()
+        live = [m0, m1]
+
+        def endpoints():
+            return ",".join(m.client_url for m in live)
+
+        def leader():  # membership changes go to the leader
+            for _ in range(100):
+                p = c.etcdctl("endpoint", "status", "-w", "json", endpoints=endpoints(),
+                              check=False)
+                if p.returncode == 0:
+                    for s in json.loads(p.stdout):
+                        if s["Status"]["header"]["member_id"] == s["Status"].get("leader"):
+                            return s["Endpoint"]
+                time.sleep(0.2)
+            raise AssertionError("no leader among " + endpoints())
+
+        def replace(old, name):
+            cport, pport = free_ports(2)
+            new = Member(name, cport, pport, str(tmp_path / (name + ".cord")))
+            # with m2 down a voter cannot be added (--strict-reconfig-check): a learner is
+            out = c.etcdctl("member", "add", name, "--learner", "--peer-urls", new.peer_url,
+                            endpoints=leader()).stdout
+            new_id = re.search(r"Member\s+([0-9a-f]+) added", out).group(1)
+            initial = re.search(r'ETCD_INITIAL_CLUSTER="([^"]+)"', out).group(1)
+            new.start(initial, state="existing")
+            live.append(new)
+            c.members.append(new)
+            assert wait_for(new.healthy, 30), open(new.log_path).read()[-3000:]
+            assert wait_for(lambda: c.etcdctl("member", "promote", new_id, endpoints=leader(),
+                                              check=False).returncode == 0, 30)
+            old_id = next(x["ID"] for x in json.loads(c.etcdctl(
+                "member", "list", "-w", "json", endpoints=endpoints()).stdout)["members"]
+                if x.get("name") == old.name)
+            c.etcdctl("member", "remove", "%x" % old_id, endpoints=leader())
+            live.remove(old)
+            assert wait_for(lambda: old.proc.poll() is not None, 20)
+            old.stop()
+            return new
+
+        m3 = replace(m0, "m3")
+        c.etcdctl("put", "k/1", "m0 replaced", endpoints=endpoints())
+        m4 = replace(m1, "m4")
+        c.etcdctl("put", "k/2", "m1 replaced", endpoints=endpoints())
+        m2.start(c.initial)  # the table in its store: m0, m1, m2
+        assert wait_for(lambda: c.etcdctl(
+            "get", "k/2", "--print-value-only", "--consistency=s", endpoints=m2.client_url,
+            check=False).stdout.strip() == "m1 replaced", 30), open(m2.log_path).read()[-3000:]
+        m3.stop()
+        live.remove(m3)
+        live.append(m2)
+        assert wait_for(lambda: c.etcdctl("put", "k/3", "m3 stopped", endpoints=endpoints(),
+                                          check=False).returncode == 0, 30)
+        names = {x.get("name") for x in json.loads(c.etcdctl(
+            "member", "list", "-w", "json", endpoints=m2.client_url).stdout)["members"]}
+        assert names == {"m2", "m3", "m4"}, names
+    finally:
+        c.stop()
+
+
 def test_strict_reconfig_check(tmp_path):
     """As etcd's --strict-reconfig-check (on by default): with a voter down, adding a
     voter or removing a running one would leave no quorum of the new configuration

@@ -392,13 +392,54 @@ static void test_garbage(void **state)
     msgcodec_scratch_free(&sc);
 }
 
+/* A HELLO may carry the sender's peer URL; one without it (24 bytes) is still valid. */
+static void test_hello_url(void **state)
+{
+    (void)state;
+    uint8_t buf[MSGCODEC_HEADER_LEN + MSGCODEC_HELLO_LEN + 2 + MSGCODEC_URL_MAX];
+    msgcodec_hello h = {7, 1, 2, "http://10.0.0.5:2380"}, out;
+    size_t n = msgcodec_encode_hello_frame(MSGCODEC_FRAME_HELLO, &h, buf);
+    assert_int_equal(n, msgcodec_hello_frame_len(&h));
+    assert_int_equal(n, MSGCODEC_HEADER_LEN + MSGCODEC_HELLO_LEN + 2 + strlen(h.url));
+    msgcodec_frame f;
+    assert_int_equal(msgcodec_frame_parse(buf, n, 1024, &f), MSGCODEC_OK);
+    assert_int_equal(msgcodec_decode_hello(f.payload, f.payload_len, &out), MSGCODEC_OK);
+    assert_true(out.cluster_id == 7 && out.from == 1 && out.to == 2);
+    assert_string_equal(out.url, "http://10.0.0.5:2380");
+    uint8_t p[MSGCODEC_HELLO_LEN + 2 + MSGCODEC_URL_MAX + 1];
+    memcpy(p, f.payload, f.payload_len);
+    size_t len = f.payload_len;
+    /* a length that does not match the bytes, zero, or past the limit */
+    p[24] = (uint8_t)(len - 26 + 1);
+    assert_int_equal(msgcodec_decode_hello(p, len, &out), MSGCODEC_EMALFORMED);
+    assert_true(out.from == 0 && out.url[0] == '\0');
+    p[24] = 0;
+    assert_int_equal(msgcodec_decode_hello(p, 26, &out), MSGCODEC_EMALFORMED);
+    memset(p + 26, 'a', MSGCODEC_URL_MAX + 1);
+    p[24] = (uint8_t)((MSGCODEC_URL_MAX + 1) & 0xff);
+    p[25] = (uint8_t)((MSGCODEC_URL_MAX + 1) >> 8);
+    assert_int_equal(msgcodec_decode_hello(p, 26 + MSGCODEC_URL_MAX + 1, &out),
+                     MSGCODEC_EMALFORMED);
+    /* a byte that is not printable ASCII, or a truncated length field */
+    memcpy(p, f.payload, f.payload_len);
+    p[30] = ' ';
+    assert_int_equal(msgcodec_decode_hello(p, len, &out), MSGCODEC_EMALFORMED);
+    p[30] = 0x80;
+    assert_int_equal(msgcodec_decode_hello(p, len, &out), MSGCODEC_EMALFORMED);
+    assert_int_equal(msgcodec_decode_hello(p, 25, &out), MSGCODEC_EMALFORMED);
+    /* a URL too long to send is left out rather than cut */
+    memset(h.url, 'u', sizeof h.url);
+    assert_int_equal(msgcodec_hello_frame_len(&h), MSGCODEC_HEADER_LEN + MSGCODEC_HELLO_LEN);
+}
+
 static void test_frame_header_checks(void **state)
 {
     (void)state;
     uint8_t buf[MSGCODEC_HEADER_LEN + MSGCODEC_HELLO_LEN];
-    msgcodec_hello h = {7, 1, 2}, out;
+    msgcodec_hello h = {7, 1, 2, ""}, out;
     size_t n = msgcodec_encode_hello_frame(MSGCODEC_FRAME_HELLO, &h, buf);
     assert_int_equal(n, sizeof(buf));
+    assert_int_equal(n, msgcodec_hello_frame_len(&h));
     msgcodec_frame f;
     assert_int_equal(msgcodec_frame_parse(buf, n, 1024, &f), MSGCODEC_OK);
     assert_int_equal(f.kind, MSGCODEC_FRAME_HELLO);
@@ -472,6 +513,7 @@ int main(void)
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_flips),
         cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_hello_url),
         cmocka_unit_test(test_frame_header_checks),
         cmocka_unit_test(test_hostile),
     };

@@ -664,7 +664,7 @@ static bool raw_done(void *arg)
 
 static size_t hello_frame(uint8_t *buf, uint64_t cluster, raft_id from, raft_id to)
 {
-    msgcodec_hello h = {cluster, from, to};
+    msgcodec_hello h = {cluster, from, to, ""};
     return msgcodec_encode_hello_frame(MSGCODEC_FRAME_HELLO, &h, buf);
 }
 
@@ -919,6 +919,50 @@ static bool a_reconnected(void *arg)
 }
 
 /* A second HELLO from the same member id replaces the older connection. */
+/* A member that does not know the dialer learns its URL from the HELLO and can answer. */
+static raft_id hello_from;
+static char hello_url[MSGCODEC_URL_MAX + 1];
+static int hello_calls;
+
+static void on_hello_add(void *ctx, raft_id from, const char *url)
+{
+    node *n = ctx;
+    hello_calls++;
+    hello_from = from;
+    snprintf(hello_url, sizeof hello_url, "%s", url);
+    if (!transport_has_peer(n->t, from))
+        assert_int_equal(transport_add_peer(n->t, from, url, NULL), TRANSPORT_OK);
+}
+
+static void test_hello_carries_the_url(void **state)
+{
+    (void)state;
+    hello_calls = 0;
+    start_node(0, 1, CLUSTER, 0);
+    start_node(1, 2, CLUSTER, 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", nodes[0].port);
+    cord_error err;
+    assert_int_equal(transport_set_advertise_url(nodes[0].t, "", &err), TRANSPORT_EINVAL);
+    assert_int_equal(transport_set_advertise_url(nodes[0].t, "http://a b", &err),
+                     TRANSPORT_EINVAL);
+    assert_int_equal(transport_set_advertise_url(nodes[0].t, url, &err), TRANSPORT_OK);
+    transport_set_hello_cb(nodes[1].t, on_hello_add);
+    add_peer(0, 1); /* node 1 knows nothing of node 0 */
+    raft_msg m = hb(1, 2, 7);
+    assert_int_equal(transport_send(nodes[0].t, &m), TRANSPORT_OK);
+    want w1 = {1, 1};
+    assert_true(run_until(received_at_least, &w1, 5000));
+    assert_int_equal(hello_calls, 1);
+    assert_true(hello_from == 1);
+    assert_string_equal(hello_url, url);
+    /* node 1 answers through the peer it added from the HELLO */
+    m = hb(2, 1, 8);
+    assert_int_equal(transport_send(nodes[1].t, &m), TRANSPORT_OK);
+    want w0 = {0, 1};
+    assert_true(run_until(received_at_least, &w0, 5000));
+}
+
 static void test_duplicate_hello_replaces(void **state)
 {
     (void)state;
@@ -1240,6 +1284,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cluster_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_hello_replaces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hello_carries_the_url, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resealed_fuzz, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_and_remove, setup, teardown),
