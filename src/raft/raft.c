@@ -2532,12 +2532,34 @@ raft *raft_new(const raft_config *cfg, const raft_conf *bootstrap, const raft_re
         r->base_term = r->snap.term;
         r->conf = r->snap.conf;
     }
+    uint64_t commit = rs->hard_state.commit;
+    if (commit < r->snap.index)
+        commit = r->snap.index;
+    if (rs->applied > commit)
+        commit = rs->applied; /* the state machine applied it, so it was committed */
+    /* Every restored entry is durable, and those up to rs->applied are applied: past
+     * cfg.log_mem_bytes they leave memory as they come (log_trim), so a restart holds no
+     * more of the log than a running member. Committed configurations take effect as they
+     * come, before their entries may leave. */
+    r->applied = rs->applied;
+    r->persisted = UINT64_MAX;
+    uint64_t conf_replayed = 0;
     for (uint32_t i = 0; i < rs->n_entries; i++) {
         const raft_entry *e = &rs->entries[i];
         if (e->index != last_index(r) + 1 || e->term < last_term(r) || e->type > RAFT_ENTRY_CONF)
             return fail_new(r, err, errlen, "restored log is not contiguous");
         if (log_append(r, e->term, e->type, e->data, e->len) != 0)
             return fail_new(r, err, errlen, "out of memory");
+        if (e->index <= commit && e->type == RAFT_ENTRY_CONF) {
+            raft_conf c;
+            if (raft_conf_decode(&c, e->data, e->len) != 0)
+                return fail_new(r, err, errlen, "corrupt configuration entry in the log");
+            r->conf = c;
+            conf_hist_push(r, e->index, &c);
+        }
+        if (e->index <= commit)
+            conf_replayed = e->index;
+        log_trim(r);
     }
     r->term = rs->hard_state.term;
     r->vote = rs->hard_state.vote;
@@ -2549,11 +2571,6 @@ raft *raft_new(const raft_config *cfg, const raft_conf *bootstrap, const raft_re
         r->term = last_term(r);
         r->vote = 0;
     }
-    uint64_t commit = rs->hard_state.commit;
-    if (commit < r->snap.index)
-        commit = r->snap.index;
-    if (rs->applied > commit)
-        commit = rs->applied; /* the state machine applied it, so it was committed */
     if (commit > last_index(r))
         return fail_new(r, err, errlen, "commit index beyond the restored log");
     if (rs->applied < r->snap.index)
@@ -2579,9 +2596,9 @@ raft *raft_new(const raft_config *cfg, const raft_conf *bootstrap, const raft_re
     r->commit = r->snap.index > r->base_index ? r->snap.index : r->base_index;
     if (r->commit > commit)
         r->commit = commit;
-    uint64_t c0 = r->commit;
+    uint64_t c0 = r->commit > conf_replayed ? r->commit : conf_replayed;
     r->commit = commit;
-    for (uint64_t i = c0 + 1; i <= commit; i++) {
+    for (uint64_t i = c0 + 1; i <= commit; i++) { /* the bootstrap entry */
         const raft_entry *e = entry_at(r, i);
         if (e && e->type == RAFT_ENTRY_CONF) {
             raft_conf c;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1084,6 +1085,8 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
     char why[256];
     m->r = raft_new(&rc_, bootstrap, rs, why, sizeof why);
     storage_restore_release(m->st);
+    /* the restored log was read into many small blocks, now free: hand their pages back */
+    malloc_trim(0);
     if (!m->r) {
         rc = cord_error_set(err, -1, 0, "member: cannot start the consensus core: %s", why);
         goto fail;

@@ -251,6 +251,73 @@ static void test_new_refuses_bad_arguments(void **state)
     assert_null(raft_new(&c, NULL, &rs, err, sizeof err));
 }
 
+/* A restart with a log larger than log_mem_bytes: the applied entries leave memory as they
+ * are restored (their terms stay), the committed configurations in them still take effect,
+ * and the committed entries after the applied index are handed out, in memory. */
+static void test_restore_keeps_the_log_bounded(void **state)
+{
+    (void)state;
+    raft_config c = fx_config();
+    c.id = 1;
+    c.log_mem_bytes = 64;
+    raft_conf boot = fx_mkconf("1,2,3", NULL), grown = fx_mkconf("1,2,3,4", NULL);
+    uint8_t cb[4 + 8 * 3 * RAFT_MAX_MEMBERS], gb[sizeof cb];
+    uint8_t data[200][8];
+    raft_entry es[200];
+    memset(es, 0, sizeof es);
+    for (int i = 0; i < 200; i++) {
+        es[i].index = 1 + (uint64_t)i;
+        es[i].term = i < 100 ? 1 : 2;
+        es[i].type = RAFT_ENTRY_NORMAL;
+        memset(data[i], 'a' + i % 26, sizeof data[i]);
+        es[i].data = data[i];
+        es[i].len = sizeof data[i];
+    }
+    es[0].type = RAFT_ENTRY_CONF;
+    es[0].data = cb;
+    es[0].len = (uint32_t)raft_conf_encode(&boot, cb);
+    es[149].type = RAFT_ENTRY_CONF; /* index 150, applied: its entry leaves memory */
+    es[149].data = gb;
+    es[149].len = (uint32_t)raft_conf_encode(&grown, gb);
+    raft_restore rs;
+    memset(&rs, 0, sizeof rs);
+    rs.hard_state.term = 2;
+    rs.hard_state.commit = 198;
+    rs.entries = es;
+    rs.n_entries = 200;
+    rs.applied = 190;
+    char err[128];
+    raft *r = raft_new(&c, NULL, &rs, err, sizeof err);
+    assert_non_null(r);
+    raft_status st;
+    raft_get_status(r, &st);
+    assert_int_equal(st.last_index, 200);
+    /* what is not applied stays (191..200); of the applied, no more than the budget */
+    assert_true(st.first_index >= 191 - 64 / 8);
+    assert_int_equal(raft_log_term(r, 50), 1); /* terms of the entries that left */
+    assert_int_equal(raft_log_term(r, 150), 2);
+    const raft_entry *e;
+    assert_int_not_equal(raft_log_entry(r, 150, &e), 0);
+    assert_true(fx_conf_equal(raft_get_conf(r), &grown));
+    /* 191..198 are committed and not applied: handed out at once */
+    assert_true(raft_has_ready(r));
+    struct raft_ready rd;
+    raft_ready(r, &rd);
+    assert_int_equal(rd.n_committed, 8);
+    assert_int_equal(rd.committed[0].index, 191);
+    assert_memory_equal(rd.committed[0].data, data[190], 8);
+    raft_advance(r, &rd);
+    raft_free(r);
+    /* without a budget every entry stays */
+    c.log_mem_bytes = 0;
+    r = raft_new(&c, NULL, &rs, err, sizeof err);
+    assert_non_null(r);
+    raft_get_status(r, &st);
+    assert_int_equal(st.first_index, 1);
+    assert_true(fx_conf_equal(raft_get_conf(r), &grown));
+    raft_free(r);
+}
+
 /* Restart from what the disk holds (hard state, entries, snapshot):
  * term, vote, commit, log and configuration come back, and the member
  * rejoins. */
@@ -430,6 +497,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_stale_term_messages_dropped),
     cmocka_unit_test(test_new_refuses_bad_arguments),
     cmocka_unit_test(test_restart_from_restore),
+    cmocka_unit_test(test_restore_keeps_the_log_bounded),
     cmocka_unit_test(test_restart_without_snapshot),
     cmocka_unit_test(test_runs_are_deterministic),
 };
