@@ -183,7 +183,6 @@ void cluster_load(member *m)
     mdb_txn_abort(txn);
 }
 
-/* Keeps the transport's peers equal to the configuration's members. */
 /* A member our table does not know dialed us: it joined, or replaced members, while we
  * were away (our table is older than its). Raft answers whoever writes to it, but the
  * answers need an address: without one, a member whose every known peer has left could
@@ -234,6 +233,8 @@ static void sync_hello_peers(member *m)
     }
 }
 
+/* Keeps the transport's peers equal to the configuration's members (and those that dialed
+ * in, for a while: cluster_on_hello). */
 void cluster_sync_transport(member *m)
 {
     if (m->n_hello_peers > 0)

@@ -1115,8 +1115,9 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
         peer_info *self = cluster_find(m, m->id);
         if (self && self->peer_url[0])
             snprintf(self_url, sizeof self_url, "%s", self->peer_url);
-        if (transport_set_advertise_url(m->tr, self_url, err) != 0)
-            goto fail;
+        cord_error ue;
+        if (transport_set_advertise_url(m->tr, self_url, &ue) != 0)
+            log_warn("member: %s; not sent to peers", ue.msg); /* they still dial us */
     }
     for (uint32_t i = 0; i < m->n_peers; i++)
         if (m->peers[i].id != m->id &&
