@@ -253,6 +253,9 @@ typedef struct progress {
     /* inflight appends (REPLICATE): ring of their last indexes */
     uint64_t *inflight;
     uint32_t inflight_start, inflight_count;
+    /* appends allowed in flight (1..cfg.max_inflight_msgs): halved when one is rejected in
+     * REPLICATE, one more for each that is accepted (see pr_window_*) */
+    uint32_t window;
     /* Leader: a member the configuration just removed. It is kept, outside
      * every quorum, until it has the entry that removed it and the commit
      * index covering it (so that it learns it is out and stops), or until
@@ -654,6 +657,22 @@ static void pr_free_inflight_to(raft *r, progress *pr, uint64_t index)
     }
 }
 
+/* A follower that rejects an append sent in REPLICATE missed or reordered what came before
+ * it. Over an ordered connection that is rare (it restarted, or lost a batch), but where
+ * appends arrive shuffled, each full window after a probe would be rejected but for the
+ * first and sent again: O(n^2) messages for n entries. So the window shrinks by half at
+ * each such reject and grows back by one at each accepted append (TCP's AIMD). */
+static void pr_window_shrink(progress *pr)
+{
+    pr->window = pr->window > 1 ? pr->window / 2 : 1;
+}
+
+static void pr_window_grow(raft *r, progress *pr)
+{
+    if (pr->window < r->cfg.max_inflight_msgs)
+        pr->window++;
+}
+
 static void pr_inflight_add(raft *r, progress *pr, uint64_t last)
 {
     assert(pr->inflight_count < r->cfg.max_inflight_msgs);
@@ -709,6 +728,7 @@ static void prs_sync_at(raft *r, uint64_t conf_index)
             nprs[i].inflight = calloc(r->cfg.max_inflight_msgs, sizeof(uint64_t));
             if (!nprs[i].inflight)
                 abort();
+            nprs[i].window = r->cfg.max_inflight_msgs;
             if (ids[i] == r->cfg.id)
                 nprs[i].match = r->persisted;
         }
@@ -1165,6 +1185,7 @@ static void become_leader(raft *r)
         pr->next = last_index(r) + 1;
         pr->state = PR_PROBE;
         pr->probe_sent = false;
+        pr->window = r->cfg.max_inflight_msgs;
         pr->recent_active = pr->id == r->cfg.id;
         pr->heard_at = 0;
         pr->sent_commit = 0;
@@ -1545,6 +1566,7 @@ static void handle_append_resp(raft *r, progress *pr, const raft_msg *m)
         if (pr->state == PR_REPLICATE) {
             if (m->index <= pr->match)
                 return; /* stale */
+            pr_window_shrink(pr);
             pr_become_probe(r, pr);
             return;
         }
@@ -1566,6 +1588,8 @@ static void handle_append_resp(raft *r, progress *pr, const raft_msg *m)
         pr->match = m->index;
         if (pr->next < pr->match + 1)
             pr->next = pr->match + 1;
+        if (pr->state == PR_REPLICATE)
+            pr_window_grow(r, pr);
         if (pr->state == PR_PROBE)
             pr_become_replicate(pr);
         else if (pr->state == PR_SNAPSHOT && pr->match >= pr->snap_index)
@@ -1617,7 +1641,8 @@ static void handle_heartbeat_resp(raft *r, progress *pr, const raft_msg *m)
 {
     pr->recent_active = true;
     pr->probe_sent = false;
-    if (pr->state == PR_REPLICATE && pr->inflight_count == r->cfg.max_inflight_msgs) {
+    if (pr->state == PR_REPLICATE && pr->inflight_count > 0 &&
+        pr->inflight_count >= pr->window) {
         /* the window is full and may hold lost messages: let one more go */
         pr->inflight_start = (pr->inflight_start + 1) % r->cfg.max_inflight_msgs;
         pr->inflight_count--;
@@ -1939,7 +1964,7 @@ static bool pr_wants_send(const raft *r, const progress *pr)
         return !pr->probe_sent && (pr->next <= last_index(r) || pr->match < last_index(r) ||
                                    pr->sent_commit < r->commit);
     case PR_REPLICATE:
-        return pr->inflight_count < r->cfg.max_inflight_msgs &&
+        return pr->inflight_count < pr->window &&
                (pr->next <= last_index(r) || pr->sent_commit < r->commit);
     }
     return false;
@@ -2024,7 +2049,7 @@ int raft_fetched(raft *r, raft_id to, uint64_t from, const raft_entry *ents, uin
     pr->fetch_pending = false;
     if (n == 0 || pr->next != from || pr->state == PR_SNAPSHOT ||
         (pr->state == PR_PROBE && pr->probe_sent) ||
-        (pr->state == PR_REPLICATE && pr->inflight_count >= r->cfg.max_inflight_msgs))
+        (pr->state == PR_REPLICATE && pr->inflight_count >= pr->window))
         return 0; /* the next flush asks again, or sends a snapshot */
     /* Only the entries dropped from memory are taken (they are applied and durable, so final).
      * Past base_index the log is in memory, and the caller's durable log may still hold older
