@@ -2568,7 +2568,6 @@ raft *raft_new(const raft_config *cfg, const raft_conf *bootstrap, const raft_re
      * come, before their entries may leave. */
     r->applied = rs->applied;
     r->persisted = UINT64_MAX;
-    uint64_t conf_replayed = 0;
     for (uint32_t i = 0; i < rs->n_entries; i++) {
         const raft_entry *e = &rs->entries[i];
         if (e->index != last_index(r) + 1 || e->term < last_term(r) || e->type > RAFT_ENTRY_CONF)
@@ -2582,8 +2581,6 @@ raft *raft_new(const raft_config *cfg, const raft_conf *bootstrap, const raft_re
             r->conf = c;
             conf_hist_push(r, e->index, &c);
         }
-        if (e->index <= commit)
-            conf_replayed = e->index;
         log_trim(r);
     }
     r->term = rs->hard_state.term;
@@ -2616,23 +2613,11 @@ raft *raft_new(const raft_config *cfg, const raft_conf *bootstrap, const raft_re
         r->persisted = 0;
         r->unstable_from = 1;
         commit = 1; /* every founding member holds the same entry 1 */
+        if (raft_conf_decode(&r->conf, buf, n) != 0) /* as a restart would read it */
+            return fail_new(r, err, errlen, "invalid bootstrap configuration");
+        conf_hist_push(r, 1, &r->conf);
     }
-    /* replay the committed configuration changes */
-    r->commit = r->snap.index > r->base_index ? r->snap.index : r->base_index;
-    if (r->commit > commit)
-        r->commit = commit;
-    uint64_t c0 = r->commit > conf_replayed ? r->commit : conf_replayed;
     r->commit = commit;
-    for (uint64_t i = c0 + 1; i <= commit; i++) { /* the bootstrap entry */
-        const raft_entry *e = entry_at(r, i);
-        if (e && e->type == RAFT_ENTRY_CONF) {
-            raft_conf c;
-            if (raft_conf_decode(&c, e->data, e->len) != 0)
-                return fail_new(r, err, errlen, "corrupt configuration entry in the log");
-            r->conf = c;
-            conf_hist_push(r, i, &c);
-        }
-    }
     r->conf_durable = commit;
     r->conf_version = 1;
     r->role = RAFT_FOLLOWER;

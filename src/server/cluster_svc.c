@@ -495,10 +495,13 @@ static bool strict_refuses_add(member *m, const raft_conf *c, api_call *call)
 {
     /* etcd asks for every voter: the newcomer is not running yet, and the quorum of
      * n + 1 voters is then at most one short of all n */
-    if (!m->cfg.strict_reconfig_check || voters_reached(m, c) == c->n_voters)
+    if (!m->cfg.strict_reconfig_check)
+        return false;
+    uint32_t reached = voters_reached(m, c);
+    if (reached == c->n_voters)
         return false;
     log_warn("member: refusing to add a voter: %u of %u voters reached (--strict-reconfig-check)",
-             voters_reached(m, c), c->n_voters);
+             reached, c->n_voters);
     member_reply_error(call, 14, "etcdserver: unhealthy cluster");
     return true;
 }

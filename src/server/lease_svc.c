@@ -58,6 +58,19 @@ static int keep_alive_response(member *m, int64_t id, int64_t ttl, uint8_t **out
     return member_pack(&r.base, out, out_len);
 }
 
+/* The leader's answer entries (REQ_LEASE_TTL_ANSWER, REQ_LEASE_RENEW_ANSWER) start with the
+ * asker's member id and request id. Returns the request id when the answer is ours and its
+ * asker, a request of `asked`, still waits; else 0. */
+static uint64_t answer_waiter(member *m, const uint8_t *req, size_t len, size_t want_len,
+                              uint8_t asked)
+{
+    if (len != want_len || bytes_get64(req) != m->id)
+        return 0; /* malformed, or someone else's */
+    uint64_t req_id = bytes_get64(req + 8);
+    waiter *w = member_waiter_find(m, req_id);
+    return w && w->kind == asked ? req_id : 0;
+}
+
 int lease_apply(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, const uint8_t *req,
                 size_t len, bool want_reply, int *status, const char **message, uint8_t **msg,
                 size_t *msg_len)
@@ -170,11 +183,8 @@ int lease_apply_from(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, co
         return 0;
     }
     case REQ_LEASE_RENEW_ANSWER: {
-        if (len != 32 || bytes_get64(req) != m->id)
-            return 0; /* someone else's keep-alive */
-        uint64_t req_id = bytes_get64(req + 8);
-        waiter *w = member_waiter_find(m, req_id);
-        if (!w || w->kind != REQ_LEASE_RENEW)
+        uint64_t req_id = answer_waiter(m, req, len, 32, REQ_LEASE_RENEW);
+        if (req_id == 0)
             return 0;
         int64_t id = (int64_t)bytes_get64(req + 16);
         int64_t ttl = (int64_t)bytes_get64(req + 24);
@@ -211,11 +221,8 @@ int lease_apply_from(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, co
         return 0;
     }
     case REQ_LEASE_TTL_ANSWER: {
-        if (len != 42 || bytes_get64(req) != m->id)
-            return 0; /* someone else's question */
-        uint64_t req_id = bytes_get64(req + 8);
-        waiter *w = member_waiter_find(m, req_id);
-        if (!w || w->kind != REQ_LEASE_TTL)
+        uint64_t req_id = answer_waiter(m, req, len, 42, REQ_LEASE_TTL);
+        if (req_id == 0)
             return 0;
         uint8_t *out;
         size_t n;

@@ -502,6 +502,16 @@ int msgcodec_decode_msg(const uint8_t *payload, size_t len, raft_msg *out, msgco
 
 /* ------------------------------------------------------------- handshakes */
 
+bool msgcodec_url_ok(const char *url, size_t n)
+{
+    if (n == 0 || n > MSGCODEC_URL_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)url[i] < 0x21 || (unsigned char)url[i] > 0x7e)
+            return false;
+    return true;
+}
+
 static size_t hello_url_len(const msgcodec_hello *h)
 {
     size_t n = strnlen(h->url, sizeof h->url);
@@ -538,11 +548,8 @@ int msgcodec_decode_hello(const uint8_t *payload, size_t len, msgcodec_hello *h)
         if (len < MSGCODEC_HELLO_LEN + 2)
             return MSGCODEC_EMALFORMED;
         size_t n = (size_t)payload[24] | (size_t)payload[25] << 8;
-        if (n == 0 || n > MSGCODEC_URL_MAX || len != MSGCODEC_HELLO_LEN + 2 + n)
+        if (len != MSGCODEC_HELLO_LEN + 2 + n || !msgcodec_url_ok((const char *)payload + 26, n))
             return MSGCODEC_EMALFORMED;
-        for (size_t i = 0; i < n; i++)
-            if (payload[26 + i] < 0x21 || payload[26 + i] > 0x7e)
-                return MSGCODEC_EMALFORMED;
         memcpy(h->url, payload + 26, n);
     }
     h->cluster_id = get_u64(payload);

@@ -159,6 +159,9 @@ typedef struct msgcodec_hello {
     char url[MSGCODEC_URL_MAX + 1]; /* sender's peer URL, "" when not sent */
 } msgcodec_hello;
 
+/* Whether url[0..n) may go in a HELLO: 1..MSGCODEC_URL_MAX bytes of printable ASCII, no
+ * space. */
+bool msgcodec_url_ok(const char *url, size_t n);
 /* Bytes of the HELLO or HELLO_ACK frame for h (header included). */
 size_t msgcodec_hello_frame_len(const msgcodec_hello *h);
 /* Writes a HELLO or HELLO_ACK frame of msgcodec_hello_frame_len(h) bytes (a url longer

@@ -1182,10 +1182,7 @@ void transport_set_unreachable_cb(transport *t, transport_unreachable_fn fn)
 int transport_set_advertise_url(transport *t, const char *url, cord_error *err)
 {
     size_t n = url ? strlen(url) : 0;
-    bool printable = true;
-    for (size_t i = 0; i < n; i++)
-        printable = printable && url[i] > 0x20 && url[i] < 0x7f;
-    if (n == 0 || n > MSGCODEC_URL_MAX || !printable)
+    if (!msgcodec_url_ok(url, n))
         return cord_error_set(err, TRANSPORT_EINVAL, 0, "transport: advertise URL \"%s\": %s",
                               url ? url : "(null)",
                               n > MSGCODEC_URL_MAX ? "too long" : "empty or not printable");
