@@ -545,6 +545,18 @@ static void log_reset(raft *r, uint64_t index, uint64_t term)
     r->base_term = term;
 }
 
+/* Notes the term of an entry leaving memory (index above every noted one). 0, or -1 when
+ * out of memory. */
+static int runs_note(raft *r, uint64_t index, uint64_t term)
+{
+    if (r->n_runs > 0 && r->runs[r->n_runs - 1].term == term)
+        return 0;
+    if (grow((void **)&r->runs, &r->cap_runs, r->n_runs + 1, sizeof(term_run)) != 0)
+        return -1;
+    r->runs[r->n_runs++] = (term_run){.index = index, .term = term};
+    return 0;
+}
+
 /* Past cfg.log_mem_bytes, drops entries that are applied and durable locally from memory,
  * oldest first, down to half of it (so the memmove is paid once per half a budget). Their
  * terms are kept in runs; their data is read back from the caller's log (rd.fetches). */
@@ -558,12 +570,8 @@ static void log_trim(raft *r)
     uint32_t n = 0;
     for (; n < r->n_ents && left > budget / 2 && r->ents[n].index <= limit; n++) {
         raft_entry *e = &r->ents[n];
-        if (r->n_runs == 0 || r->runs[r->n_runs - 1].term != e->term) {
-            term_run run = {.index = e->index, .term = e->term};
-            if (grow((void **)&r->runs, &r->cap_runs, r->n_runs + 1, sizeof(term_run)) != 0)
-                break; /* keep the entry in memory rather than lose its term */
-            r->runs[r->n_runs++] = run;
-        }
+        if (runs_note(r, e->index, e->term) != 0)
+            break; /* keep the entry in memory rather than lose its term */
         left -= e->len;
     }
     if (n == 0)
@@ -2568,12 +2576,21 @@ raft *raft_new(const raft_config *cfg, const raft_conf *bootstrap, const raft_re
      * come, before their entries may leave. */
     r->applied = rs->applied;
     r->persisted = UINT64_MAX;
+    if (rs->unloaded_through > rs->applied)
+        return fail_new(r, err, errlen, "restored entries without data are not applied");
     for (uint32_t i = 0; i < rs->n_entries; i++) {
         const raft_entry *e = &rs->entries[i];
         if (e->index != last_index(r) + 1 || e->term < last_term(r) || e->type > RAFT_ENTRY_CONF)
             return fail_new(r, err, errlen, "restored log is not contiguous");
-        if (log_append(r, e->term, e->type, e->data, e->len) != 0)
+        if (e->index <= rs->unloaded_through) {
+            /* on disk only: out of memory from the start, as log_trim leaves entries */
+            if (runs_note(r, e->index, e->term) != 0)
+                return fail_new(r, err, errlen, "out of memory");
+            r->base_index = e->index;
+            r->base_term = e->term;
+        } else if (log_append(r, e->term, e->type, e->data, e->len) != 0) {
             return fail_new(r, err, errlen, "out of memory");
+        }
         if (e->index <= commit && e->type == RAFT_ENTRY_CONF) {
             raft_conf c;
             if (raft_conf_decode(&c, e->data, e->len) != 0)

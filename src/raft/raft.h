@@ -302,13 +302,19 @@ struct raft_ready {
 typedef struct raft raft;
 
 /* What the caller recovered from its disk at start. All fields may be zero
- * for a fresh member. `entries` are the log after snapshot.index, in order. */
+ * for a fresh member. `entries` are the log after snapshot.index, in order.
+ * Entries at or below `unloaded_through` come without their data (data NULL,
+ * len 0), except configuration entries, which keep theirs: the caller left
+ * them on disk, and they are out of memory from the start, read back through
+ * rd.fetches like entries that left by cfg.log_mem_bytes. They must be applied
+ * (unloaded_through <= applied). 0: every entry has its data. */
 typedef struct raft_restore {
     raft_hard_state hard_state;
     const raft_snapshot_meta *snapshot; /* NULL: none */
     const raft_entry *entries;
     uint32_t n_entries;
     uint64_t applied; /* state machine's applied index (>= snapshot index) */
+    uint64_t unloaded_through;
 } raft_restore;
 
 /* Creates a member. For a brand-new cluster, pass bootstrap = the initial

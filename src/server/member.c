@@ -1047,6 +1047,7 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
      * by a write-protect fault, and unmapping every second cost 15-20 % more CPU per put under
      * `etcdctl check perf --load=l` (bench/RESULTS.md). */
     so.mvcc.release_above_bytes = 256u << 20;
+    so.restore_applied_bytes = cfg->log_memory_bytes; /* raft keeps no more of them */
     so.mvcc.lease_exists = lease_exists_cb;
     so.mvcc.lease_ctx = m->leases;
     rc = storage_open(cfg->data_dir, &so, &m->st, err);

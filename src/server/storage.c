@@ -42,9 +42,12 @@ struct storage {
     mvcc_store *mv;
     mvcc_arena arena;
 
-    /* What raft_new needs; ents own their data until storage_restore_release. */
+    /* What raft_new needs; ents own their data until storage_restore_release. The data of
+     * applied entries at or below restore.unloaded_through was dropped as the WAL was read,
+     * past restore_applied_bytes of it (restore_loaded_bytes) held. */
     raft_entry *ents;
     uint32_t n_ents, cap_ents;
+    uint64_t restore_applied_bytes, restore_loaded_bytes;
     raft_snapshot_meta restore_snap;
     raft_restore restore;
 
@@ -287,6 +290,27 @@ static void free_entries(storage *st)
     st->cap_ents = 0;
 }
 
+/* Past restore_applied_bytes of applied entries' data held, drops the oldest of it (the log
+ * is read in index order, so what is dropped is a prefix: raft_restore.unloaded_through).
+ * Configuration entries keep their data: raft_new takes them into effect. */
+static void unload_oldest(storage *st)
+{
+    while (st->restore_loaded_bytes > st->restore_applied_bytes) {
+        uint64_t next = st->restore.unloaded_through + 1;
+        if (next < st->ents[0].index) {
+            next = st->ents[0].index;
+        }
+        raft_entry *o = &st->ents[next - st->ents[0].index];
+        if (o->type != RAFT_ENTRY_CONF) {
+            st->restore_loaded_bytes -= o->len;
+            free((void *)o->data);
+            o->data = NULL;
+            o->len = 0;
+        }
+        st->restore.unloaded_through = o->index;
+    }
+}
+
 static int collect_entry(void *ctx, const raft_entry *e)
 {
     storage *st = ctx;
@@ -310,6 +334,11 @@ static int collect_entry(void *ctx, const raft_entry *e)
         c.data = d;
     }
     st->ents[st->n_ents++] = c;
+    if (e->index <= st->applied_index && e->type != RAFT_ENTRY_CONF &&
+        st->restore_applied_bytes > 0) {
+        st->restore_loaded_bytes += e->len;
+        unload_oldest(st);
+    }
     return 0;
 }
 
@@ -604,16 +633,6 @@ int storage_open(const char *data_dir, const storage_options *opts, storage **ou
         rc = wrap(err, code_from_wal(wrc), &e, "storage: open the WAL: ");
         goto fail;
     }
-    wrc = wal_replay(st->w, collect_entry, st, &e);
-    if (wrc == WAL_EABORTED) {
-        rc = cord_error_set(err, STORAGE_ENOMEM, 0, "storage: out of memory replaying %s",
-                            st->wal_dir);
-        goto fail;
-    }
-    if (wrc != WAL_OK) {
-        rc = wrap(err, code_from_wal(wrc), &e, "storage: replay the WAL: ");
-        goto fail;
-    }
     wal_state ws;
     wal_state_get(st->w, &ws);
 
@@ -648,13 +667,6 @@ int storage_open(const char *data_dir, const storage_options *opts, storage **ou
                             " says term %" PRIu64,
                             snap_reader_path(snap), s_term, s_index, ws.snapshot_term);
         goto fail;
-    }
-    if (snap != NULL && s_index > ws.snapshot_index) {
-        rc = catch_up_wal_marker(st, s_index, s_term, err);
-        if (rc != STORAGE_OK) {
-            goto fail;
-        }
-        wal_state_get(st->w, &ws);
     }
 
     /* 3. the MVCC store */
@@ -692,6 +704,27 @@ int storage_open(const char *data_dir, const storage_options *opts, storage **ou
             goto fail;
         }
     }
+
+    /* 4. the log, read once the applied index is known: applied entries' data past
+     * restore_applied_bytes stays on disk */
+    st->restore_applied_bytes = opts->restore_applied_bytes;
+    wrc = wal_replay(st->w, collect_entry, st, &e);
+    if (wrc == WAL_EABORTED) {
+        rc = cord_error_set(err, STORAGE_ENOMEM, 0, "storage: out of memory replaying %s",
+                            st->wal_dir);
+        goto fail;
+    }
+    if (wrc != WAL_OK) {
+        rc = wrap(err, code_from_wal(wrc), &e, "storage: replay the WAL: ");
+        goto fail;
+    }
+    if (snap != NULL && s_index > ws.snapshot_index) {
+        rc = catch_up_wal_marker(st, s_index, s_term, err);
+        if (rc != STORAGE_OK) {
+            goto fail;
+        }
+        wal_state_get(st->w, &ws);
+    }
     uint64_t last = st->n_ents > 0 ? st->ents[st->n_ents - 1].index : s_index;
     if (st->applied_index > last) {
         rc = cord_error_set(err, STORAGE_ECORRUPT, 0,
@@ -711,7 +744,7 @@ int storage_open(const char *data_dir, const storage_options *opts, storage **ou
         }
     }
 
-    /* 4. the configuration in force at the applied index */
+    /* 5. the configuration in force at the applied index */
     if (snap != NULL) {
         rc = snap_conf(snap, &st->conf, err);
         if (rc != STORAGE_OK) {
@@ -764,6 +797,7 @@ void storage_restore_release(storage *st)
     free_entries(st);
     st->restore.entries = NULL;
     st->restore.n_entries = 0;
+    st->restore.unloaded_through = 0;
 }
 
 /* ------------------------------------------------------------ ready */

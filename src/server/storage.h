@@ -124,6 +124,10 @@ typedef struct storage_options {
     /* A snapshot's data is the store's file as it is while at most this share of it is free
      * pages, else a compacting copy (percent, 1-100; 0: default 25). */
     unsigned snapshot_image_max_free_percent;
+    /* Of the entries the store has applied, the restore keeps the data of the newest ones up
+     * to this many bytes (raft_config.log_mem_bytes); the older stay on disk (their index and
+     * term are kept, and configuration entries whole). 0: all of them. */
+    uint64_t restore_applied_bytes;
 } storage_options;
 
 typedef struct storage storage;
@@ -145,9 +149,11 @@ int storage_open(const char *data_dir, const storage_options *opts, storage **ou
 /*
  * storage_restore: what raft_new needs to resume (all zero for a fresh
  * member: pass the bootstrap configuration then). Valid until
- * storage_restore_release or storage_close. The entries are a copy of the
- * whole log after the snapshot, held in memory until released (bounded by
- * how often snapshots are taken: snapshot_entries).
+ * storage_restore_release or storage_close. The entries are the log after
+ * the snapshot, held in memory until released: every entry's index and term,
+ * the data of those the store has not applied and of configuration entries,
+ * and the data of the newest applied ones up to restore_applied_bytes (the
+ * rest, restore.unloaded_through and below, stay on disk).
  */
 const raft_restore *storage_restore(const storage *st);
 

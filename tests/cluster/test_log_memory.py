@@ -1,6 +1,7 @@
 """The Raft log held in memory is bounded (--log-memory-bytes): applied entries leave memory
 and a follower that falls behind is sent them from the leader's WAL, not a snapshot, as long
 as no snapshot covers them."""
+import json
 import threading
 import time
 
@@ -9,7 +10,11 @@ import pytest
 from conftest import Cluster
 
 
-def test_lagging_follower_is_served_from_the_wal(tmp_path):
+@pytest.mark.parametrize("restart_others", [False, True], ids=["running", "restarted"])
+def test_lagging_follower_is_served_from_the_wal(tmp_path, restart_others):
+    """restarted: the other two members restart before the follower comes back. A restart
+    reads back into memory no more applied entries than the bound, so the leader then sends
+    nearly all of them from its WAL."""
     etcd3 = pytest.importorskip("etcd3")
     c = Cluster(tmp_path, 3)
     # 64 KiB of entries in memory; no snapshot during the test (1,000,000 entries apart)
@@ -39,6 +44,29 @@ def test_lagging_follower_is_served_from_the_wal(tmp_path):
         for th in threads:
             th.join(timeout=120)
         assert not any(th.is_alive() for th in threads)
+
+        if restart_others:
+            for m in c.members:
+                if m is not follower:
+                    assert m.stop() == 0
+            for m in c.members:
+                if m is not follower:
+                    m.start(c.initial, extra=extra)
+            leader = None
+            deadline = time.time() + 30
+            while leader is None and time.time() < deadline:
+                for m in c.members:
+                    if m is follower:
+                        continue
+                    p = c.etcdctl("endpoint", "status", "-w", "json", endpoints=m.client_url,
+                                  check=False)
+                    if p.returncode == 0:
+                        s = json.loads(p.stdout)[0]["Status"]
+                        if s["header"]["member_id"] == s.get("leader"):
+                            leader = m
+                if leader is None:
+                    time.sleep(0.2)
+            assert leader is not None, "no leader after the restart"
 
         follower.start(c.initial, extra=extra)
         c.wait_healthy()

@@ -318,6 +318,77 @@ static void test_restore_keeps_the_log_bounded(void **state)
     raft_free(r);
 }
 
+/* Entries the caller left on disk (unloaded_through): out of memory from the start with
+ * their terms kept, a configuration among them in effect, the rest as usual. */
+static void test_restore_with_unloaded_entries(void **state)
+{
+    (void)state;
+    raft_config c = fx_config();
+    c.id = 1;
+    raft_conf boot = fx_mkconf("1,2,3", NULL), grown = fx_mkconf("1,2,3,4", NULL);
+    uint8_t cb[4 + 8 * 3 * RAFT_MAX_MEMBERS], gb[sizeof cb];
+    uint8_t data[100][8];
+    raft_entry es[100];
+    memset(es, 0, sizeof es);
+    for (int i = 0; i < 100; i++) {
+        es[i].index = 1 + (uint64_t)i;
+        es[i].term = i < 40 ? 1 : 3;
+        es[i].type = RAFT_ENTRY_NORMAL;
+        memset(data[i], 'a' + i % 26, sizeof data[i]);
+        bool unloaded = es[i].index <= 60;
+        es[i].data = unloaded ? NULL : data[i];
+        es[i].len = unloaded ? 0 : sizeof data[i];
+    }
+    es[0].type = RAFT_ENTRY_CONF;
+    es[0].data = cb;
+    es[0].len = (uint32_t)raft_conf_encode(&boot, cb);
+    es[49].type = RAFT_ENTRY_CONF; /* index 50, unloaded: configurations keep their data */
+    es[49].data = gb;
+    es[49].len = (uint32_t)raft_conf_encode(&grown, gb);
+    raft_restore rs;
+    memset(&rs, 0, sizeof rs);
+    rs.hard_state.term = 3;
+    rs.hard_state.commit = 95;
+    rs.entries = es;
+    rs.n_entries = 100;
+    rs.applied = 90;
+    rs.unloaded_through = 60;
+    char err[128];
+    raft *r = raft_new(&c, NULL, &rs, err, sizeof err);
+    assert_non_null(r);
+    raft_status st;
+    raft_get_status(r, &st);
+    assert_int_equal(st.last_index, 100);
+    assert_int_equal(st.first_index, 61);
+    assert_int_equal(raft_log_term(r, 10), 1);
+    assert_int_equal(raft_log_term(r, 40), 1);
+    assert_int_equal(raft_log_term(r, 41), 3);
+    assert_int_equal(raft_log_term(r, 60), 3);
+    const raft_entry *e;
+    assert_int_not_equal(raft_log_entry(r, 60, &e), 0);
+    assert_int_equal(raft_log_entry(r, 61, &e), 0);
+    assert_memory_equal(e->data, data[60], 8);
+    assert_true(fx_conf_equal(raft_get_conf(r), &grown));
+    assert_true(raft_has_ready(r));
+    struct raft_ready rd;
+    raft_ready(r, &rd);
+    assert_int_equal(rd.n_committed, 5);
+    assert_int_equal(rd.committed[0].index, 91);
+    assert_memory_equal(rd.committed[0].data, data[90], 8);
+    raft_advance(r, &rd);
+    raft_free(r);
+
+    /* unloaded entries must be applied ones */
+    rs.applied = 55;
+    assert_null(raft_new(&c, NULL, &rs, err, sizeof err));
+    assert_non_null(strstr(err, "not applied"));
+    /* and an unloaded configuration without its data is refused, not taken as empty */
+    rs.applied = 90;
+    es[49].data = NULL;
+    es[49].len = 0;
+    assert_null(raft_new(&c, NULL, &rs, err, sizeof err));
+}
+
 /* Restart from what the disk holds (hard state, entries, snapshot):
  * term, vote, commit, log and configuration come back, and the member
  * rejoins. */
@@ -498,6 +569,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_new_refuses_bad_arguments),
     cmocka_unit_test(test_restart_from_restore),
     cmocka_unit_test(test_restore_keeps_the_log_bounded),
+    cmocka_unit_test(test_restore_with_unloaded_entries),
     cmocka_unit_test(test_restart_without_snapshot),
     cmocka_unit_test(test_runs_are_deterministic),
 };

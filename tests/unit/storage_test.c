@@ -428,6 +428,119 @@ static void test_restart_state_equal(void **state)
     node_close(&n);
 }
 
+/* A restart keeps the data of no more applied entries than restore_applied_bytes: the older
+ * stay on disk (index and term kept, configurations whole), and read back the same. */
+static void test_restart_leaves_applied_entries_on_disk(void **state)
+{
+    (void)state;
+    node n;
+    cord_error err;
+    acks k = {.fd = -1};
+    assert_int_equal(node_open(&n, tu_tmp, 0, 0, &err), STORAGE_OK);
+    node_elect(&n, &k);
+    put_range(&n, &k, 0, 0, 200, 7);
+    raft_status rs;
+    raft_get_status(n.r, &rs);
+    uint64_t last = rs.last_index;
+    node_close(&n);
+
+    /* the whole log, for reference */
+    storage *st = NULL;
+    storage_options o;
+    memset(&o, 0, sizeof o);
+    o.mvcc.quota_bytes = 64ull << 20;
+    o.mvcc.map_size_bytes = 256ull << 20;
+    assert_int_equal(storage_open(tu_tmp, &o, &st, &err), STORAGE_OK);
+    const raft_restore *all = storage_restore(st);
+    assert_int_equal(all->unloaded_through, 0);
+    assert_int_equal(all->n_entries, last);
+    assert_int_equal(all->applied, last);
+    raft_entry *ref = calloc(all->n_entries, sizeof *ref);
+    assert_non_null(ref);
+    for (uint32_t i = 0; i < all->n_entries; i++) {
+        ref[i] = all->entries[i];
+        ref[i].data = NULL;
+        if (all->entries[i].len) {
+            uint8_t *d = malloc(all->entries[i].len);
+            assert_non_null(d);
+            memcpy(d, all->entries[i].data, all->entries[i].len);
+            ref[i].data = d;
+        }
+    }
+    storage_close(st);
+
+    o.restore_applied_bytes = 1024;
+    assert_int_equal(storage_open(tu_tmp, &o, &st, &err), STORAGE_OK);
+    const raft_restore *part = storage_restore(st);
+    assert_int_equal(part->n_entries, last);
+    assert_true(part->unloaded_through > 0);
+    assert_true(part->unloaded_through < last);
+    uint64_t held = 0;
+    for (uint32_t i = 0; i < part->n_entries; i++) {
+        const raft_entry *e = &part->entries[i];
+        assert_int_equal(e->index, ref[i].index);
+        assert_int_equal(e->term, ref[i].term);
+        assert_int_equal(e->type, ref[i].type);
+        if (e->index > part->unloaded_through || e->type == RAFT_ENTRY_CONF) {
+            assert_int_equal(e->len, ref[i].len);
+            if (e->len) {
+                assert_memory_equal(e->data, ref[i].data, e->len);
+            }
+            if (e->type != RAFT_ENTRY_CONF) {
+                held += e->len;
+            }
+        } else {
+            assert_null(e->data);
+            assert_int_equal(e->len, 0);
+        }
+    }
+    assert_true(held <= 1024);
+    assert_true(held > 1024 - 2 * (64 + VALUE_PAD)); /* the budget is used, give or take one */
+    assert_int_equal(part->entries[0].type, RAFT_ENTRY_CONF); /* the bootstrap entry, whole */
+
+    /* the core starts on it; what stayed on disk reads back the same */
+    raft_config cfg;
+    raft_config_default(&cfg);
+    cfg.id = 1;
+    cfg.seed = 42;
+    char why[256] = "";
+    raft *r = raft_new(&cfg, NULL, part, why, sizeof why);
+    assert_non_null(r);
+    raft_get_status(r, &rs);
+    assert_int_equal(rs.first_index, part->unloaded_through + 1);
+    assert_int_equal(rs.last_index, last);
+    assert_int_equal(rs.applied, last);
+    assert_int_equal(raft_log_term(r, 2), ref[1].term);
+    raft_entry *back = NULL;
+    uint32_t nb = 0;
+    assert_int_equal(storage_read_entries(st, 2, 1u << 20, &back, &nb, &err), STORAGE_OK);
+    assert_true(nb >= part->unloaded_through - 1);
+    for (uint32_t i = 0; i < nb; i++) {
+        assert_int_equal(back[i].index, ref[i + 1].index);
+        assert_int_equal(back[i].term, ref[i + 1].term);
+        assert_int_equal(back[i].len, ref[i + 1].len);
+        if (back[i].len) {
+            assert_memory_equal(back[i].data, ref[i + 1].data, back[i].len);
+        }
+    }
+    free(back);
+    raft_free(r);
+    storage_close(st);
+    for (uint32_t i = 0; i < last; i++) {
+        free((void *)ref[i].data);
+    }
+    free(ref);
+
+    /* and the member goes on from it */
+    n.opts.restore_applied_bytes = 0;
+    assert_int_equal(node_open(&n, tu_tmp, 0, 0, &err), STORAGE_OK);
+    acks k2 = {.fd = -1};
+    node_elect(&n, &k2);
+    put_range(&n, &k2, 1, 0, 10, 3);
+    check_put(&n, 0, 199);
+    node_close(&n);
+}
+
 static void test_snapshots_and_restart(void **state)
 {
     (void)state;
@@ -1249,6 +1362,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_command_format),
         TU_TMP_TEST(test_fresh_layout),
         TU_TMP_TEST(test_restart_state_equal),
+        TU_TMP_TEST(test_restart_leaves_applied_entries_on_disk),
         TU_TMP_TEST(test_snapshots_and_restart),
         TU_TMP_TEST(test_store_behind_snapshot),
         TU_TMP_TEST(test_unsynced_store_with_snapshot),
