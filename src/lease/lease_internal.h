@@ -33,8 +33,7 @@ struct lease_table {
     lease_heap_item *heap;
     size_t heap_len, heap_cap;
     mvcc_store *store;
-    MDB_dbi dbi;
-    bool dbi_open;
+    bool loaded; /* the records were read from the store (lease_load/lease_reload) */
 };
 
 lease_rec *lease_find(const lease_table *t, int64_t id);

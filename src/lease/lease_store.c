@@ -29,16 +29,29 @@ static int lmdb_fail(cord_error *err, int rc, const char *what)
     return lease_seterr(err, LEASE_ESTORAGE, "lease: %s: %s", what, mdb_strerror(rc));
 }
 
+/* The records' database in `txn`. The handle is looked up in every transaction, not kept:
+ * the store reopens its environment (mvcc_defrag, a snapshot restore), and a handle of the
+ * old one names no database, or another, in the new. */
+static int lease_dbi(MDB_txn *txn, MDB_dbi *dbi, cord_error *err)
+{
+    int rc = mdb_dbi_open(txn, LEASE_DB_NAME, MDB_CREATE, dbi);
+    if (rc)
+        return lmdb_fail(err, rc, "open database \"" LEASE_DB_NAME "\"");
+    return LEASE_OK;
+}
+
 /* Runs with the open batch's transaction, or begins a write transaction of its own
- * (*own = true). */
-static int write_txn(lease_table *t, MDB_txn **txn, bool *own, cord_error *err)
+ * (*own = true); *dbi is the records' database in it. */
+static int write_txn(lease_table *t, MDB_txn **txn, bool *own, MDB_dbi *dbi, cord_error *err)
 {
     *own = false;
+    if (!t->loaded)
+        return lease_seterr(err, LEASE_ESTORAGE, "lease: records not loaded (reload)");
     if (mvcc_batch_is_open(t->store)) {
         *txn = mvcc_batch_txn(t->store);
         if (!*txn)
             return lease_seterr(err, LEASE_ESTORAGE, "lease: the mvcc batch failed earlier");
-        return LEASE_OK;
+        return lease_dbi(*txn, dbi, err);
     }
     MDB_env *env = mvcc_env(t->store);
     if (!env)
@@ -47,7 +60,10 @@ static int write_txn(lease_table *t, MDB_txn **txn, bool *own, cord_error *err)
     if (rc)
         return lmdb_fail(err, rc, "begin write transaction");
     *own = true;
-    return LEASE_OK;
+    int code = lease_dbi(*txn, dbi, err);
+    if (code != LEASE_OK)
+        mdb_txn_abort(*txn);
+    return code;
 }
 
 static int finish_txn(MDB_txn *txn, bool own, int code, cord_error *err)
@@ -79,11 +95,10 @@ static int read_all(lease_table *t, const lease_table *old, int64_t now_ms, cord
         return lmdb_fail(err, rc, "begin transaction");
     int code = LEASE_OK;
     MDB_cursor *cur = NULL;
-    if ((rc = mdb_dbi_open(txn, LEASE_DB_NAME, MDB_CREATE, &t->dbi))) {
-        code = lmdb_fail(err, rc, "open database \"" LEASE_DB_NAME "\"");
+    MDB_dbi dbi;
+    if ((code = lease_dbi(txn, &dbi, err)) != LEASE_OK)
         goto out;
-    }
-    if ((rc = mdb_cursor_open(txn, t->dbi, &cur))) {
+    if ((rc = mdb_cursor_open(txn, dbi, &cur))) {
         code = lmdb_fail(err, rc, "open cursor");
         goto out;
     }
@@ -137,14 +152,14 @@ out:
     if (cur)
         mdb_cursor_close(cur);
     if (code == LEASE_OK) {
-        rc = mdb_txn_commit(txn); /* makes the DBI handle visible to later transactions */
+        rc = mdb_txn_commit(txn); /* the database is created on the first load */
         if (rc)
             code = lmdb_fail(err, rc, "commit");
         else
-            t->dbi_open = true;
+            t->loaded = true;
     } else {
         mdb_txn_abort(txn);
-        t->dbi_open = false;
+        t->loaded = false;
     }
     return code;
 }
@@ -188,17 +203,16 @@ int lease_grant(lease_table *t, int64_t id, int64_t ttl_s, uint64_t raft_index, 
     if (ttl_s < t->opts.min_ttl_s)
         ttl_s = t->opts.min_ttl_s;
     if (t->store) {
-        if (!t->dbi_open)
-            return lease_seterr(err, LEASE_ESTORAGE, "lease: database not open (reload)");
         MDB_txn *txn;
         bool own;
-        if ((code = write_txn(t, &txn, &own, err)) != LEASE_OK)
+        MDB_dbi dbi;
+        if ((code = write_txn(t, &txn, &own, &dbi, err)) != LEASE_OK)
             return code;
         uint8_t kb[8], vb[8];
         put_be64(kb, (uint64_t)id);
         put_be64(vb, (uint64_t)ttl_s);
         MDB_val k = {8, kb}, v = {8, vb};
-        int rc = mdb_put(txn, t->dbi, &k, &v, 0);
+        int rc = mdb_put(txn, dbi, &k, &v, 0);
         if (rc)
             code = lmdb_fail(err, rc, "put record");
         if ((code = finish_txn(txn, own, code, err)) != LEASE_OK)
@@ -226,8 +240,8 @@ int lease_revoke(lease_table *t, mvcc_arena *arena, int64_t id, bool want_prev_k
         return lease_seterr(err, LEASE_ENOTFOUND, "%s", lease_strerror(LEASE_ENOTFOUND));
     int result_rc = LEASE_OK;
     if (t->store) {
-        if (!t->dbi_open)
-            return lease_seterr(err, LEASE_ESTORAGE, "lease: database not open (reload)");
+        if (!t->loaded)
+            return lease_seterr(err, LEASE_ESTORAGE, "lease: records not loaded (reload)");
         mvcc_arena local;
         mvcc_delete_resp local_resp;
         mvcc_arena_init(&local, 0);
@@ -243,13 +257,14 @@ int lease_revoke(lease_table *t, mvcc_arena *arena, int64_t id, bool want_prev_k
         }
         MDB_txn *txn;
         bool own;
-        int code = write_txn(t, &txn, &own, err);
+        MDB_dbi dbi;
+        int code = write_txn(t, &txn, &own, &dbi, err);
         if (code != LEASE_OK)
             return code;
         uint8_t kb[8];
         put_be64(kb, (uint64_t)id);
         MDB_val k = {8, kb};
-        int rc = mdb_del(txn, t->dbi, &k, NULL);
+        int rc = mdb_del(txn, dbi, &k, NULL);
         if (rc && rc != MDB_NOTFOUND)
             code = lmdb_fail(err, rc, "delete record");
         if ((code = finish_txn(txn, own, code, err)) != LEASE_OK)

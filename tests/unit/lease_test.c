@@ -446,6 +446,52 @@ static void test_persist_and_reload(void **state)
     mvt_rmrf(dir);
 }
 
+/* The store reopens its environment when it defragments: lease records are still written to
+ * (and read from) their database after it, in a batch and in a transaction of their own. */
+static void test_writes_after_defrag(void **state)
+{
+    (void)state;
+    char *dir = mvt_tmpdir("lease-defrag");
+    lease_table *t;
+    assert_int_equal(lease_table_new(NULL, &t, NULL), LEASE_OK);
+    mvcc_options mo = {.lease_exists = lease_exists_cb, .lease_ctx = t};
+    mvcc_store *s;
+    assert_int_equal(mvcc_open(dir, &mo, &s, NULL), MVCC_OK);
+    cord_error err = {0};
+    assert_int_equal(lease_load(t, s, &err), LEASE_OK);
+    assert_int_equal(lease_grant(t, 11, 30, 1, 0, NULL, NULL, &err), LEASE_OK);
+    put_with_lease(s, "a", 11);
+
+    assert_int_equal(mvcc_defrag(s, &err), MVCC_OK);
+    assert_int_equal(mvcc_batch_begin(s, NULL), MVCC_OK);
+    assert_int_equal(lease_grant(t, 12, 40, 2, 0, NULL, NULL, &err), LEASE_OK);
+    assert_int_equal(mvcc_batch_commit(s, 2, 1, NULL), MVCC_OK);
+    assert_int_equal(mvcc_defrag(s, &err), MVCC_OK);
+    assert_int_equal(lease_grant(t, 13, 50, 3, 0, NULL, NULL, &err), LEASE_OK); /* own txn */
+    assert_int_equal(mvcc_defrag(s, &err), MVCC_OK);
+    mvcc_arena a;
+    mvcc_arena_init(&a, 0);
+    mvcc_delete_resp dr;
+    assert_int_equal(lease_revoke(t, &a, 11, false, &dr, &err), LEASE_OK);
+    assert_int_equal(dr.deleted, 1);
+    mvcc_arena_reset(&a);
+    assert_int_equal(mvt_db_entries(s, "lease"), 2);
+
+    /* what is on disk is what the table says */
+    assert_int_equal(lease_reload(t, 0, &err), LEASE_OK);
+    assert_int_equal(lease_count(t), 2);
+    assert_false(lease_exists(t, 11));
+    int64_t ttl;
+    assert_int_equal(lease_ttl(t, 12, &ttl), LEASE_OK);
+    assert_int_equal(ttl, 40);
+    assert_int_equal(lease_ttl(t, 13, &ttl), LEASE_OK);
+    assert_int_equal(ttl, 50);
+
+    mvcc_close(s);
+    lease_table_free(t);
+    mvt_rmrf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -460,6 +506,7 @@ int main(void)
         cmocka_unit_test(test_promote_spreads),
         cmocka_unit_test(test_table_model),
         cmocka_unit_test(test_persist_and_reload),
+        cmocka_unit_test(test_writes_after_defrag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
