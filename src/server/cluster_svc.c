@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bytes.h"
 #include "common/log.h"
 #include "etcdserverpb/rpc.pb-c.h"
 #include "server/member_internal.h"
@@ -200,8 +201,8 @@ void cluster_on_hello(void *ctx, uint64_t from, const char *url)
         return;
     cord_error e;
     if (transport_add_peer(m->tr, from, url, &e) != TRANSPORT_OK) {
-        log_warn("member %016llx: member %016llx dialed in from %s: %s",
-                 (unsigned long long)m->id, (unsigned long long)from, url, e.msg);
+        log_warn("member %016llx: member %016llx dialed in from %s: %s", (unsigned long long)m->id,
+                 (unsigned long long)from, url, e.msg);
         return;
     }
     m->hello_peers[m->n_hello_peers++] = (struct hello_peer){.id = from};
@@ -457,26 +458,26 @@ void cluster_publish(member *m)
 
 /* ------------------------------------------------------------- handlers */
 
-static bool leader_or_reply(member *m, api_call *call)
+static int conf_error(int rc, const char **msg)
 {
-    if (raft_leader(m->r) == m->id)
-        return true;
-    member_reply_error(call, 14, "etcdserver: not leader");
-    return false;
-}
-
-static void conf_error(api_call *call, int rc)
-{
-    if (rc == RAFT_ECONFPENDING)
-        member_reply_error(call, 9, "etcdserver: unhealthy cluster");
-    else if (rc == RAFT_ENOTLEADER)
-        member_reply_error(call, 14, "etcdserver: not leader");
-    else if (rc == RAFT_EBUSY)
-        member_reply_error(call, 8, "etcdserver: too many requests");
-    else if (rc == RAFT_ETRANSFER)
-        member_reply_error(call, 14, "etcdserver: leadership transfer in progress");
-    else
-        member_reply_error(call, 3, "etcdserver: invalid membership change");
+    if (rc == RAFT_ECONFPENDING) {
+        *msg = "etcdserver: unhealthy cluster";
+        return 9;
+    }
+    if (rc == RAFT_ENOTLEADER) {
+        *msg = "etcdserver: not leader";
+        return 14;
+    }
+    if (rc == RAFT_EBUSY) {
+        *msg = "etcdserver: too many requests";
+        return 8;
+    }
+    if (rc == RAFT_ETRANSFER) {
+        *msg = "etcdserver: leadership transfer in progress";
+        return 14;
+    }
+    *msg = "etcdserver: invalid membership change";
+    return 3;
 }
 
 /* --strict-reconfig-check, as etcd's: a change must leave a quorum of the new
@@ -491,7 +492,8 @@ static uint32_t voters_reached(member *m, const raft_conf *c)
     return n;
 }
 
-static bool strict_refuses_add(member *m, const raft_conf *c, api_call *call)
+/* The refusals below set *code and *msg (gRPC status and etcd's text) and return true. */
+static bool strict_refuses_add(member *m, const raft_conf *c, int *code, const char **msg)
 {
     /* etcd asks for every voter: the newcomer is not running yet, and the quorum of
      * n + 1 voters is then at most one short of all n */
@@ -502,11 +504,13 @@ static bool strict_refuses_add(member *m, const raft_conf *c, api_call *call)
         return false;
     log_warn("member: refusing to add a voter: %u of %u voters reached (--strict-reconfig-check)",
              reached, c->n_voters);
-    member_reply_error(call, 14, "etcdserver: unhealthy cluster");
+    *code = 14;
+    *msg = "etcdserver: unhealthy cluster";
     return true;
 }
 
-static bool strict_refuses_remove(member *m, const raft_conf *c, raft_id id, api_call *call)
+static bool strict_refuses_remove(member *m, const raft_conf *c, raft_id id, int *code,
+                                  const char **msg)
 {
     if (!m->cfg.strict_reconfig_check || !raft_conf_is_voter(c, id))
         return false;
@@ -518,19 +522,21 @@ static bool strict_refuses_remove(member *m, const raft_conf *c, raft_id id, api
     log_warn("member: refusing to remove voter %016llx: %u of %u voters reached "
              "(--strict-reconfig-check)",
              (unsigned long long)id, reached, c->n_voters);
-    member_reply_error(call, 14, "etcdserver: unhealthy cluster");
+    *code = 14;
+    *msg = "etcdserver: unhealthy cluster";
     return true;
 }
 
-static bool strict_refuses_promote(member *m, const raft_conf *c, raft_id id, api_call *call)
+static bool strict_refuses_promote(member *m, const raft_conf *c, raft_id id, int *code,
+                                   const char **msg)
 {
     if (!m->cfg.strict_reconfig_check)
         return false;
     uint32_t reached = voters_reached(m, c) + (m->tr && transport_peer_connected(m->tr, id));
     if (reached >= (c->n_voters + 1) / 2 + 1)
         return false;
-    member_reply_error(call, 9,
-                       "etcdserver: re-configuration failed due to not enough started members");
+    *code = 9;
+    *msg = "etcdserver: re-configuration failed due to not enough started members";
     return true;
 }
 
@@ -544,70 +550,63 @@ static void wait_conf(member *m, api_call *call, uint8_t kind, uint64_t id)
     w->read_index = id;
 }
 
-static void on_member_add(api_call *call, const uint8_t *msg, size_t len, void *ud)
+/* MemberAdd on the leader: the new member's record, then the configuration change. */
+static int decide_add(member *m, const raft_conf *c, const uint8_t *msg, size_t len, uint64_t *id,
+                      const char **err)
 {
-    member *m = ud;
+    int code = 0;
+    raft_conf target;
     Etcdserverpb__MemberAddRequest *rq = etcdserverpb__member_add_request__unpack(NULL, len, msg);
-    if (!rq) {
-        member_reply_error(call, 3, "etcdserver: malformed request");
-        return;
-    }
     config_url u;
+    if (!rq) {
+        *err = "etcdserver: malformed request";
+        return 3;
+    }
     if (rq->n_peerurls == 0 || config_url_parse(rq->peerurls[0], &u) != 0) {
         etcdserverpb__member_add_request__free_unpacked(rq, NULL);
-        member_reply_error(call, 3, "etcdserver: invalid peer URL (want http://host:port)");
-        return;
+        *err = "etcdserver: invalid peer URL (want http://host:port)";
+        return 3;
     }
-    if (!leader_or_reply(m, call)) {
-        etcdserverpb__member_add_request__free_unpacked(rq, NULL);
-        return;
-    }
-    uint64_t id = member_compute_id(rq->peerurls[0], m->cfg.initial_cluster_token);
-    const raft_conf *c = raft_get_conf(m->r);
-    for (uint32_t i = 0; i < m->n_peers; i++)
+    *id = member_compute_id(rq->peerurls[0], m->cfg.initial_cluster_token);
+    for (uint32_t i = 0; i < m->n_peers && !code; i++)
         if (strcmp(m->peers[i].peer_url, rq->peerurls[0]) == 0 &&
             (raft_conf_is_voter(c, m->peers[i].id) || raft_conf_is_learner(c, m->peers[i].id))) {
-            etcdserverpb__member_add_request__free_unpacked(rq, NULL);
-            member_reply_error(call, 9, "etcdserver: Peer URLs already exists");
-            return;
+            *err = "etcdserver: Peer URLs already exists";
+            code = 9;
         }
-    if (!cluster_has_room(m, id)) {
+    if (!code && !cluster_has_room(m, *id)) {
         /* members removed moments ago are still being told so by the leader */
-        etcdserverpb__member_add_request__free_unpacked(rq, NULL);
-        member_reply_error(call, 9,
-                           "etcdserver: too many members (recently removed members are "
-                           "still leaving; retry in a few seconds)");
-        return;
+        *err = "etcdserver: too many members (recently removed members are still leaving; "
+               "retry in a few seconds)";
+        code = 9;
     }
-    if (!rq->islearner && strict_refuses_add(m, c, call)) {
-        etcdserverpb__member_add_request__free_unpacked(rq, NULL);
-        return;
+    if (!code && !rq->islearner)
+        (void)strict_refuses_add(m, c, &code, err);
+    target = *c;
+    uint32_t *count = rq->islearner ? &target.n_learners : &target.n_voters;
+    if (!code && *count == RAFT_MAX_MEMBERS) {
+        *err = "etcdserver: too many members";
+        code = 9;
     }
-    raft_conf target = *c;
-    if (rq->islearner)
-        target.learners[target.n_learners++] = id;
-    else
-        target.voters[target.n_voters++] = id;
-    if (target.n_voters > RAFT_MAX_MEMBERS || target.n_learners > RAFT_MAX_MEMBERS) {
-        etcdserverpb__member_add_request__free_unpacked(rq, NULL);
-        member_reply_error(call, 9, "etcdserver: too many members");
-        return;
-    }
+    if (!code)
+        (rq->islearner ? target.learners : target.voters)[(*count)++] = *id;
     /* the address first, so that peers can dial it as soon as it votes */
     Etcdserverpb__Member rec = ETCDSERVERPB__MEMBER__INIT;
-    rec.id = id;
+    rec.id = *id;
     rec.peerurls = rq->peerurls;
     rec.n_peerurls = rq->n_peerurls;
     rec.islearner = rq->islearner;
     uint8_t buf[8192];
     size_t n = etcdserverpb__member__get_packed_size(&rec);
-    if (n > sizeof buf) {
-        etcdserverpb__member_add_request__free_unpacked(rq, NULL);
-        member_reply_error(call, 3, "etcdserver: request is too large");
-        return;
+    if (!code && n > sizeof buf) {
+        *err = "etcdserver: request is too large";
+        code = 3;
     }
-    etcdserverpb__member__pack(&rec, buf);
+    if (!code)
+        etcdserverpb__member__pack(&rec, buf);
     etcdserverpb__member_add_request__free_unpacked(rq, NULL);
+    if (code)
+        return code;
     /* The address goes into the leader's log just before the configuration
      * change, so a committed change always has its address (log matching).
      * The other order lost the address when the leader refused the record
@@ -617,92 +616,238 @@ static void on_member_add(api_call *call, const uint8_t *msg, size_t len, void *
     int rc = member_propose_own(m, REQ_MEMBER_UPDATE, buf, n);
     if (rc == 0)
         rc = raft_propose_conf(m->r, &target);
-    if (rc != 0) {
-        conf_error(call, rc);
+    return rc ? conf_error(rc, err) : 0;
+}
+
+/* The leader's part of MemberAdd, MemberRemove and MemberPromote: checks the request
+ * (`kind` says which, `msg` is the request message) and proposes the change. Returns 0 with
+ * *id the member to wait for, or a gRPC status with etcd's text in *err. */
+static int conf_decide(member *m, uint8_t kind, const uint8_t *msg, size_t len, uint64_t *id,
+                       const char **err)
+{
+    const raft_conf *c = raft_get_conf(m->r);
+    raft_conf target;
+    int code = 0;
+    if (raft_leader(m->r) != m->id) {
+        *err = "etcdserver: not leader";
+        return 14;
+    }
+    if (kind == REQ_MEMBER_ADD)
+        return decide_add(m, c, msg, len, id, err);
+    if (kind == REQ_MEMBER_REMOVE) {
+        Etcdserverpb__MemberRemoveRequest *rq =
+            etcdserverpb__member_remove_request__unpack(NULL, len, msg);
+        if (!rq) {
+            *err = "etcdserver: malformed request";
+            return 3;
+        }
+        *id = rq->id;
+        etcdserverpb__member_remove_request__free_unpacked(rq, NULL);
+        if (!raft_conf_is_voter(c, *id) && !raft_conf_is_learner(c, *id)) {
+            *err = "etcdserver: member not found";
+            return 5;
+        }
+        if (strict_refuses_remove(m, c, *id, &code, err))
+            return code;
+        memset(&target, 0, sizeof target);
+        for (uint32_t i = 0; i < c->n_voters; i++)
+            if (c->voters[i] != *id)
+                target.voters[target.n_voters++] = c->voters[i];
+        for (uint32_t i = 0; i < c->n_learners; i++)
+            if (c->learners[i] != *id)
+                target.learners[target.n_learners++] = c->learners[i];
+    } else {
+        Etcdserverpb__MemberPromoteRequest *rq =
+            etcdserverpb__member_promote_request__unpack(NULL, len, msg);
+        if (!rq) {
+            *err = "etcdserver: malformed request";
+            return 3;
+        }
+        *id = rq->id;
+        etcdserverpb__member_promote_request__free_unpacked(rq, NULL);
+        if (!raft_conf_is_learner(c, *id)) {
+            if (raft_conf_is_voter(c, *id)) {
+                *err = "etcdserver: can only promote a learner member";
+                return 9;
+            }
+            *err = "etcdserver: member not found";
+            return 5;
+        }
+        raft_status st;
+        raft_get_status(m->r, &st);
+        if (raft_match_index(m->r, *id) * 10 < st.last_index * 9) {
+            *err = "etcdserver: can only promote a learner member which is in sync with leader";
+            return 9;
+        }
+        if (strict_refuses_promote(m, c, *id, &code, err))
+            return code;
+        target = *c;
+        target.n_learners = 0;
+        for (uint32_t i = 0; i < c->n_learners; i++)
+            if (c->learners[i] != *id)
+                target.learners[target.n_learners++] = c->learners[i];
+        target.voters[target.n_voters++] = *id;
+    }
+    int rc = raft_propose_conf(m->r, &target);
+    return rc ? conf_error(rc, err) : 0;
+}
+
+/* A follower does not change the configuration itself: it carries the request to the leader
+ * it knows through the log (REQ_MEMBER_FORWARD: kind, that leader's id, the request). That
+ * leader, if it still leads when it applies the entry, decides as for its own client and
+ * answers through the log (REQ_MEMBER_FORWARD_ANSWER), after the change it proposed. No other
+ * member acts on the entry, so a change of leader in between leaves it unanswered: the
+ * asker times out, as etcd's does when its proposal is lost. */
+#define FORWARD_HEAD 9                       /* kind, leader id */
+#define ANSWER_LEN   (8 + 8 + 1 + 1 + 1 + 8) /* origin, request id, kind, status, text, id */
+
+/* The texts an answer can carry (replies keep a pointer to them: static only). */
+static const char *const answer_texts[] = {
+    "",
+    "etcdserver: not leader",
+    "etcdserver: malformed request",
+    "etcdserver: invalid peer URL (want http://host:port)",
+    "etcdserver: Peer URLs already exists",
+    "etcdserver: too many members (recently removed members are still leaving; retry in a few "
+    "seconds)",
+    "etcdserver: unhealthy cluster",
+    "etcdserver: too many members",
+    "etcdserver: request is too large",
+    "etcdserver: member not found",
+    "etcdserver: can only promote a learner member",
+    "etcdserver: can only promote a learner member which is in sync with leader",
+    "etcdserver: re-configuration failed due to not enough started members",
+    "etcdserver: too many requests",
+    "etcdserver: leadership transfer in progress",
+    "etcdserver: invalid membership change",
+};
+#define N_ANSWER_TEXTS (sizeof answer_texts / sizeof answer_texts[0])
+
+static uint8_t answer_text_index(const char *text)
+{
+    for (size_t i = 1; i < N_ANSWER_TEXTS; i++)
+        if (strcmp(answer_texts[i], text) == 0)
+            return (uint8_t)i;
+    return N_ANSWER_TEXTS - 1; /* "invalid membership change" */
+}
+
+static void on_conf_call(api_call *call, const uint8_t *msg, size_t len, member *m, uint8_t kind)
+{
+    uint64_t leader = raft_leader(m->r);
+    if (leader == m->id) {
+        uint64_t id = 0;
+        const char *err = NULL;
+        int code = conf_decide(m, kind, msg, len, &id, &err);
+        if (code)
+            member_reply_error(call, code, err);
+        else
+            wait_conf(m, call, kind, id);
         return;
     }
-    wait_conf(m, call, REQ_MEMBER_ADD, id);
+    if (leader == 0) {
+        member_reply_error(call, 14, "etcdserver: no leader");
+        return;
+    }
+    uint8_t *fw = malloc(FORWARD_HEAD + len);
+    if (!fw) {
+        member_reply_error(call, 8, "etcdserver: too many requests");
+        return;
+    }
+    fw[0] = kind;
+    bytes_put64(fw + 1, leader);
+    if (len)
+        memcpy(fw + FORWARD_HEAD, msg, len);
+    member_propose(m, call, REQ_MEMBER_FORWARD, fw, FORWARD_HEAD + len);
+    free(fw);
+}
+
+/* Applying REQ_MEMBER_FORWARD: the leader it names decides once the batch is applied (it
+ * proposes: cluster_forwarded). Never answered here (*status -1). */
+void cluster_apply_forward(member *m, const uint8_t *req, size_t len, uint64_t origin,
+                           uint64_t req_id, int *status)
+{
+    *status = -1;
+    if (len < FORWARD_HEAD || bytes_get64(req + 1) != m->id || raft_leader(m->r) != m->id)
+        return;
+    uint8_t *q = malloc(16 + len);
+    if (!q)
+        return; /* the asker times out */
+    bytes_put64(q, origin);
+    bytes_put64(q + 8, req_id);
+    memcpy(q + 16, req, len);
+    member_propose_later(m, REQ_MEMBER_FORWARD, q, 16 + len);
+    free(q);
+}
+
+/* The leader decides a forwarded request (origin, request id, REQ_MEMBER_FORWARD payload)
+ * outside the apply, and proposes its answer after the change. */
+void cluster_forwarded(member *m, const uint8_t *q, size_t len)
+{
+    if (len < 16 + FORWARD_HEAD)
+        return;
+    uint8_t kind = q[16];
+    if (kind != REQ_MEMBER_ADD && kind != REQ_MEMBER_REMOVE && kind != REQ_MEMBER_PROMOTE)
+        return;
+    uint64_t id = 0;
+    const char *err = "";
+    int code = conf_decide(m, kind, q + 16 + FORWARD_HEAD, len - 16 - FORWARD_HEAD, &id, &err);
+    uint8_t a[ANSWER_LEN];
+    memcpy(a, q, 16); /* origin, request id */
+    a[16] = kind;
+    a[17] = (uint8_t)code;
+    a[18] = code ? answer_text_index(err) : 0;
+    bytes_put64(a + 19, id);
+    (void)member_propose_own(m, REQ_MEMBER_FORWARD_ANSWER, a, sizeof a);
+}
+
+/* Applying REQ_MEMBER_FORWARD_ANSWER: the asker's call gets the refusal, or waits for the
+ * configuration as the leader's own caller would (the change is before this in the log). */
+void cluster_apply_forward_answer(member *m, const uint8_t *a, size_t len)
+{
+    if (len != ANSWER_LEN || bytes_get64(a) != m->id)
+        return;
+    waiter *w = member_waiter_find(m, bytes_get64(a + 8));
+    if (!w || w->kind != REQ_MEMBER_FORWARD || w->state != W_PROPOSED)
+        return;
+    if (a[17] != 0) {
+        uint8_t t = a[18] < N_ANSWER_TEXTS ? a[18] : N_ANSWER_TEXTS - 1;
+        member_reply_later(m, w->id, a[17], answer_texts[t], NULL, 0);
+        return;
+    }
+    if (a[16] != REQ_MEMBER_ADD && a[16] != REQ_MEMBER_REMOVE && a[16] != REQ_MEMBER_PROMOTE)
+        return;
+    w->kind = a[16];
+    w->state = W_CONF;
+    w->read_index = bytes_get64(a + 19);
+}
+
+static void on_member_add(api_call *call, const uint8_t *msg, size_t len, void *ud)
+{
+    member *m = ud;
+    /* the URL is checked here too, so that a follower refuses it without a round trip */
+    Etcdserverpb__MemberAddRequest *rq = etcdserverpb__member_add_request__unpack(NULL, len, msg);
+    if (!rq) {
+        member_reply_error(call, 3, "etcdserver: malformed request");
+        return;
+    }
+    config_url u;
+    bool ok = rq->n_peerurls > 0 && config_url_parse(rq->peerurls[0], &u) == 0;
+    etcdserverpb__member_add_request__free_unpacked(rq, NULL);
+    if (!ok) {
+        member_reply_error(call, 3, "etcdserver: invalid peer URL (want http://host:port)");
+        return;
+    }
+    on_conf_call(call, msg, len, m, REQ_MEMBER_ADD);
 }
 
 static void on_member_remove(api_call *call, const uint8_t *msg, size_t len, void *ud)
 {
-    member *m = ud;
-    Etcdserverpb__MemberRemoveRequest *rq =
-        etcdserverpb__member_remove_request__unpack(NULL, len, msg);
-    if (!rq) {
-        member_reply_error(call, 3, "etcdserver: malformed request");
-        return;
-    }
-    uint64_t id = rq->id;
-    etcdserverpb__member_remove_request__free_unpacked(rq, NULL);
-    if (!leader_or_reply(m, call))
-        return;
-    const raft_conf *c = raft_get_conf(m->r);
-    if (!raft_conf_is_voter(c, id) && !raft_conf_is_learner(c, id)) {
-        member_reply_error(call, 5, "etcdserver: member not found");
-        return;
-    }
-    if (strict_refuses_remove(m, c, id, call))
-        return;
-    raft_conf target;
-    memset(&target, 0, sizeof target);
-    for (uint32_t i = 0; i < c->n_voters; i++)
-        if (c->voters[i] != id)
-            target.voters[target.n_voters++] = c->voters[i];
-    for (uint32_t i = 0; i < c->n_learners; i++)
-        if (c->learners[i] != id)
-            target.learners[target.n_learners++] = c->learners[i];
-    int rc = raft_propose_conf(m->r, &target);
-    if (rc != 0) {
-        conf_error(call, rc);
-        return;
-    }
-    wait_conf(m, call, REQ_MEMBER_REMOVE, id);
+    on_conf_call(call, msg, len, ud, REQ_MEMBER_REMOVE);
 }
 
 static void on_member_promote(api_call *call, const uint8_t *msg, size_t len, void *ud)
 {
-    member *m = ud;
-    Etcdserverpb__MemberPromoteRequest *rq =
-        etcdserverpb__member_promote_request__unpack(NULL, len, msg);
-    if (!rq) {
-        member_reply_error(call, 3, "etcdserver: malformed request");
-        return;
-    }
-    uint64_t id = rq->id;
-    etcdserverpb__member_promote_request__free_unpacked(rq, NULL);
-    if (!leader_or_reply(m, call))
-        return;
-    const raft_conf *c = raft_get_conf(m->r);
-    if (!raft_conf_is_learner(c, id)) {
-        if (raft_conf_is_voter(c, id))
-            member_reply_error(call, 9, "etcdserver: can only promote a learner member");
-        else
-            member_reply_error(call, 5, "etcdserver: member not found");
-        return;
-    }
-    raft_status st;
-    raft_get_status(m->r, &st);
-    if (raft_match_index(m->r, id) * 10 < st.last_index * 9) {
-        member_reply_error(call, 9,
-                           "etcdserver: can only promote a learner member which is in sync "
-                           "with leader");
-        return;
-    }
-    if (strict_refuses_promote(m, c, id, call))
-        return;
-    raft_conf target = *c;
-    target.n_learners = 0;
-    for (uint32_t i = 0; i < c->n_learners; i++)
-        if (c->learners[i] != id)
-            target.learners[target.n_learners++] = c->learners[i];
-    target.voters[target.n_voters++] = id;
-    int rc = raft_propose_conf(m->r, &target);
-    if (rc != 0) {
-        conf_error(call, rc);
-        return;
-    }
-    wait_conf(m, call, REQ_MEMBER_PROMOTE, id);
+    on_conf_call(call, msg, len, ud, REQ_MEMBER_PROMOTE);
 }
 
 static void on_member_update(api_call *call, const uint8_t *msg, size_t len, void *ud)

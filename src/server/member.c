@@ -302,7 +302,10 @@ void member_propose_later(member *m, uint8_t kind, const uint8_t *req, size_t le
 static void propose_deferred(member *m)
 {
     for (uint32_t i = 0; i < m->n_deferred; i++) {
-        member_propose(m, NULL, m->deferred[i].kind, m->deferred[i].data, m->deferred[i].len);
+        if (m->deferred[i].kind == REQ_MEMBER_FORWARD) /* decided here, not proposed as is */
+            cluster_forwarded(m, m->deferred[i].data, m->deferred[i].len);
+        else
+            member_propose(m, NULL, m->deferred[i].kind, m->deferred[i].data, m->deferred[i].len);
         free(m->deferred[i].data);
     }
     m->n_deferred = 0;
@@ -456,7 +459,14 @@ static int exec_entry(void *ctx, mvcc_store *mv, const raft_entry *e, cord_error
     if (kind == REQ_ALARM)
         arc = maint_apply_alarm(m, mv, e->data + ENTRY_HEADER_LEN, e->len - ENTRY_HEADER_LEN,
                                 w != NULL, &status, &message, &msg, &msg_len);
-    else if (kind == REQ_MEMBER_UPDATE || kind == REQ_MEMBER_ATTR)
+    else if (kind == REQ_MEMBER_FORWARD) {
+        cluster_apply_forward(m, e->data + ENTRY_HEADER_LEN, e->len - ENTRY_HEADER_LEN, origin,
+                              req_id, &status);
+        arc = 0;
+    } else if (kind == REQ_MEMBER_FORWARD_ANSWER) {
+        cluster_apply_forward_answer(m, e->data + ENTRY_HEADER_LEN, e->len - ENTRY_HEADER_LEN);
+        arc = 0;
+    } else if (kind == REQ_MEMBER_UPDATE || kind == REQ_MEMBER_ATTR)
         arc = cluster_apply(m, mv, kind, e->data + ENTRY_HEADER_LEN, e->len - ENTRY_HEADER_LEN,
                             w != NULL, &status, &message, &msg, &msg_len);
     else if ((kind >= REQ_LEASE_GRANT && kind <= REQ_LEASE_RENEW) ||

@@ -30,16 +30,18 @@ enum req_kind {
     REQ_MOVE_LEADER = 6, /* never proposed: waits for the leader to change */
     REQ_LEASE_GRANT = 7,
     REQ_LEASE_REVOKE = 8,
-    REQ_LEASE_RENEW = 9,       /* a follower's KeepAlive, carried to the leader by the log */
-    REQ_MEMBER_ADD = 10,       /* never proposed as such: a conf change + REQ_MEMBER_UPDATE */
-    REQ_MEMBER_REMOVE = 11,    /* never proposed as such: a conf change */
-    REQ_MEMBER_PROMOTE = 12,   /* never proposed as such: a conf change */
-    REQ_MEMBER_UPDATE = 13,    /* a member's peer URLs (etcdserverpb.Member) */
-    REQ_MEMBER_ATTR = 14,      /* a member publishes its name and client URLs */
-    REQ_ALARM = 15,            /* raise or disarm an alarm (etcdserverpb.AlarmRequest) */
-    REQ_LEASE_TTL = 16,        /* a follower's TimeToLive, for the leader to answer */
-    REQ_LEASE_TTL_ANSWER = 17, /* the leader's answer (origin, request id, deadline) */
+    REQ_LEASE_RENEW = 9,         /* a follower's KeepAlive, carried to the leader by the log */
+    REQ_MEMBER_ADD = 10,         /* never proposed as such: a conf change + REQ_MEMBER_UPDATE */
+    REQ_MEMBER_REMOVE = 11,      /* never proposed as such: a conf change */
+    REQ_MEMBER_PROMOTE = 12,     /* never proposed as such: a conf change */
+    REQ_MEMBER_UPDATE = 13,      /* a member's peer URLs (etcdserverpb.Member) */
+    REQ_MEMBER_ATTR = 14,        /* a member publishes its name and client URLs */
+    REQ_ALARM = 15,              /* raise or disarm an alarm (etcdserverpb.AlarmRequest) */
+    REQ_LEASE_TTL = 16,          /* a follower's TimeToLive, for the leader to answer */
+    REQ_LEASE_TTL_ANSWER = 17,   /* the leader's answer (origin, request id, deadline) */
     REQ_LEASE_RENEW_ANSWER = 18, /* the leader's verdict on a REQ_LEASE_RENEW (origin, id, TTL) */
+    REQ_MEMBER_FORWARD = 19,     /* a follower's MemberAdd/Remove/Promote, for the leader */
+    REQ_MEMBER_FORWARD_ANSWER = 20, /* the leader's answer (origin, id, kind, status, member) */
 };
 
 /* Entry header: magic, kind, origin member, request id (little endian). */
@@ -125,12 +127,12 @@ struct member {
     bool writeback_inflight;
     bool snap_inflight;            /* between storage_snapshot_begin and the work's end */
     uint64_t log_bytes_since_snap; /* entry bytes appended to the WAL since the last snapshot */
-    uint64_t log_reads, log_read_entries; /* read-backs from the WAL sent to followers */
-    bool conf_since_snap;                 /* the membership changed since the last snapshot */
-    bool snap_after_conf;                 /* the snapshot in progress follows such a change */
-    uint64_t snap_failures;               /* snapshots not taken: the copy could not be written */
+    uint64_t log_reads, log_read_entries;  /* read-backs from the WAL sent to followers */
+    bool conf_since_snap;                  /* the membership changed since the last snapshot */
+    bool snap_after_conf;                  /* the snapshot in progress follows such a change */
+    uint64_t snap_failures;                /* snapshots not taken: the copy could not be written */
     uint64_t snap_retry_ms, snap_retry_at; /* after such a failure: backoff, and its end (uv_now) */
-    struct stop_ctx *stop;                /* set while stopping */
+    struct stop_ctx *stop;                 /* set while stopping */
     uint64_t ticks;
     bool failed;
     bool stopping;
@@ -228,6 +230,13 @@ void cluster_sync_transport(member *m);
 /* transport_hello_fn: a member dialed us with its peer URL. */
 void cluster_on_hello(void *ctx, uint64_t from, const char *url);
 void cluster_after_apply(member *m);
+/* A follower's membership call, carried by the log (REQ_MEMBER_FORWARD): applying it (its
+ * leader queues it with member_propose_later), deciding it once the batch is applied, and
+ * applying the answer. */
+void cluster_apply_forward(member *m, const uint8_t *req, size_t len, uint64_t origin,
+                           uint64_t req_id, int *status);
+void cluster_forwarded(member *m, const uint8_t *q, size_t len);
+void cluster_apply_forward_answer(member *m, const uint8_t *a, size_t len);
 void cluster_publish(member *m);
 int cluster_apply(member *m, mvcc_store *mv, uint8_t kind, const uint8_t *req, size_t len,
                   bool want_reply, int *status, const char **message, uint8_t **msg,

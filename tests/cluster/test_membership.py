@@ -85,6 +85,59 @@ def test_add_learner_promote_remove(tmp_path):
         c.stop()
 
 
+def test_membership_through_followers(tmp_path):
+    """A follower carries membership calls to the leader (etcd forwards them too), so that
+    etcdctl with every endpoint does not fail when it picks a follower."""
+    c = Cluster(tmp_path, 3)
+    c.start()
+    try:
+        st = status(c)
+        lid = st[0]["Status"]["leader"]
+        f1, f2 = [s["Endpoint"] for s in st if s["Status"]["header"]["member_id"] != lid]
+        cport, pport = free_ports(2)
+        new = Member("m3", cport, pport, str(tmp_path / "m3.cord"))
+        out = c.etcdctl("member", "add", "m3", "--learner", "--peer-urls", new.peer_url,
+                        endpoints=f1).stdout
+        m = re.search(r"Member\s+([0-9a-f]+) added to cluster", out)
+        assert m, out
+        new_id = m.group(1)
+        new.start(c.initial + ",m3=" + new.peer_url, state="existing")
+        c.members.append(new)
+        assert wait_for(new.healthy), open(new.log_path).read()[-3000:]
+        # refusals come back from the leader with its status and text
+        p = c.etcdctl("member", "remove", "1234", endpoints=f2, check=False)
+        assert p.returncode != 0 and "etcdserver: member not found" in p.stderr, p.stderr
+        p = c.etcdctl("member", "add", "x", "--peer-urls", new.peer_url, endpoints=f2,
+                      check=False)
+        assert p.returncode != 0 and "etcdserver: Peer URLs already exists" in p.stderr
+        p = c.etcdctl("member", "promote", "%x" % lid, endpoints=f1, check=False)
+        assert p.returncode != 0 and "can only promote a learner member" in p.stderr
+
+        def promoted():
+            p = c.etcdctl("member", "promote", new_id, endpoints=f2, check=False)
+            assert p.returncode == 0 or "in sync with leader" in p.stderr, p.stderr
+            return p.returncode == 0 and re.search(r"Member\s+%s promoted" % new_id, p.stdout)
+        assert wait_for(promoted)
+        members = json.loads(c.etcdctl("member", "list", "-w", "json").stdout)["members"]
+        assert len(members) == 4 and not any(x.get("isLearner") for x in members)
+        out = c.etcdctl("member", "remove", new_id, endpoints=f1).stdout
+        assert re.search(r"Member\s+%s removed from cluster" % new_id, out), out
+        assert wait_for(lambda: new.proc.poll() is not None, 20)
+        new.stop()
+        c.members.remove(new)
+        # every endpoint at once: whichever etcdctl picks, the change is made
+        for i in range(4):
+            out = c.etcdctl("member", "add", "l%d" % i, "--learner", "--peer-urls",
+                            "http://127.0.0.1:%d" % free_ports(1)[0]).stdout
+            lid_new = re.search(r"Member\s+([0-9a-f]+) added", out).group(1)
+            out = c.etcdctl("member", "remove", lid_new).stdout
+            assert "removed from cluster" in out, out
+        assert len(json.loads(c.etcdctl("member", "list", "-w", "json").stdout)["members"]) == 3
+        assert c.etcdctl("put", "after", "1").stdout.strip() == "OK"
+    finally:
+        c.stop()
+
+
 def test_membership_errors(tmp_path):
     c = Cluster(tmp_path, 1)
     c.start()
