@@ -463,20 +463,37 @@ class Harness:
         return desc, self.net.heal
 
     def nem_member(self, rng, sub):
-        """Remove a member (through the leader), wipe its data, add it back
-        under a new peer URL (a new member id) and start it empty."""
+        """Remove a member, wipe its data, add it back under a new peer URL (a new member id)
+        and start it empty. The calls go to any other member: a follower carries them to the
+        leader, and its answer can be lost with a change of leader, so the outcome is read
+        back from the member list."""
         if any(not m.running() for m in self.members):
             return None
         m = rng.choice(self.members)
         mid, ld = self.member_id(m)
         if mid is None:
             return None
-        c = self.conn(ld)
+        pick = random.Random(rng.random())  # for the calls, now and in heal
+        via = pick.choice([i for i, o in enumerate(self.members) if o is not m])
+        c = self.conn(via)
         try:
             c.cluster.MemberRemove(etcdrpc.MemberRemoveRequest(ID=mid), timeout=5)
         except grpc.RpcError as e:
-            self.event("member-remove-failed", target=m.name, error=str(e.details()))
-            return None
+            still, ld = None, None
+            deadline = time.time() + 10
+            while ld is None and time.time() < deadline:  # the list needs a leader
+                try:
+                    still, ld = self.member_id(m)
+                except grpc.RpcError:
+                    still, ld = None, None
+                if ld is None:
+                    time.sleep(0.2)
+            if still is not None or ld is None:
+                self.event("member-remove-failed", target=m.name, via="m%d" % via,
+                           error=str(e.details()))
+                return None
+            self.event("member-remove-answer-lost", target=m.name, via="m%d" % via,
+                       error=str(e.details()))
         finally:
             c.close()
         m.in_cluster = False
@@ -493,14 +510,17 @@ class Harness:
             deadline2 = time.time() + 30
             last = None
             while time.time() < deadline2:
-                ld2 = self.leader()
-                if ld2 is not None:
-                    c2 = self.conn(ld2)
+                if self.leader() is not None:
+                    via2 = pick.choice([i for i, o in enumerate(self.members)
+                                        if o is not m and o.running()])
+                    c2 = self.conn(via2)
                     try:
                         c2.cluster.MemberAdd(etcdrpc.MemberAddRequest(peerURLs=[m.peer_url]), timeout=5)
                         break
                     except grpc.RpcError as e:
                         last = e.details()
+                        if "Peer URLs already exists" in (last or ""):
+                            break  # an earlier try went through; its answer was lost
                     finally:
                         c2.close()
                 time.sleep(0.2)
