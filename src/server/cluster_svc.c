@@ -681,6 +681,10 @@ static int conf_decide(member *m, uint8_t kind, const uint8_t *msg, size_t len, 
         }
         if (strict_refuses_promote(m, c, *id, &code, err))
             return code;
+        if (c->n_voters == RAFT_MAX_MEMBERS) {
+            *err = "etcdserver: too many members";
+            return 9;
+        }
         target = *c;
         target.n_learners = 0;
         for (uint32_t i = 0; i < c->n_learners; i++)
