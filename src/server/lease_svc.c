@@ -337,8 +337,7 @@ static void on_keep_alive(api_call *call, const uint8_t *msg, size_t len, void *
 
 static void on_keep_alive_half_close(api_call *call, void *ud)
 {
-    (void)ud;
-    api_call_finish(call, 0, NULL);
+    member_stream_half_close(ud, call);
 }
 
 /* Builds and packs a TimeToLiveResponse (keys from the local store, which has

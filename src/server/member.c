@@ -114,11 +114,30 @@ static void waiter_free(member *m, waiter *w)
         if (w->next_read)
             w->next_read->prev_read = w->prev_read;
     }
+    api_call *ended = w->end_stream ? w->call : NULL;
     if (w->call)
         api_call_set_ud(w->call, NULL);
     free(w->req);
     free(w);
     m->n_waiters--;
+    if (ended) {
+        for (waiter *o = m->all; o; o = o->next_all)
+            if (o->call == ended)
+                return; /* another answer is still due */
+        api_call_finish(ended, 0, NULL);
+    }
+}
+
+void member_stream_half_close(member *m, api_call *call)
+{
+    bool pending = false;
+    for (waiter *w = m->all; w; w = w->next_all)
+        if (w->call == call && w->streaming) {
+            w->end_stream = true;
+            pending = true;
+        }
+    if (!pending)
+        api_call_finish(call, 0, NULL);
 }
 
 /* The client went away: forget its call in every waiter (a stream may have

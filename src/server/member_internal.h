@@ -65,6 +65,7 @@ typedef struct waiter {
     uint8_t kind;
     uint8_t state;
     bool streaming;     /* the call is a stream: answer with a message, never finish it */
+    bool end_stream;    /* ...unless its client half-closed: the last waiter of it ends it */
     bool nospace_reply; /* REQ_ALARM for a write over the quota: answer it NOSPACE once applied */
     uint64_t read_index;
     uint64_t deadline_tick;
@@ -286,6 +287,9 @@ waiter *member_propose_waiter(member *m, api_call *call, uint8_t kind, const uin
 void member_propose_later(member *m, uint8_t kind, const uint8_t *req, size_t len);
 /* The same for one message of a stream: the answer is sent on the stream. */
 void member_propose_stream(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len);
+/* The client of a stream half-closed: end it now, or once the requests it still waits for
+ * are answered (etcd answers every keep-alive read before the end of the stream). */
+void member_stream_half_close(member *m, api_call *call);
 /* Linearizable read: waits for a read point, then kv_serve_read. */
 void member_read(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len);
 void member_reply_error(api_call *call, int grpc_status, const char *message);

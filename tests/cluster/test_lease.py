@@ -118,6 +118,20 @@ def test_python_etcd3_lease(cluster1):
     assert client.get("pyl")[0] is None
 
 
+def test_python_etcd3_refresh_through_every_member(cluster3):
+    """python-etcd3 half-closes its keep-alive stream right after the request: the answer
+    must still come, also from a follower, whose answer comes back through the log."""
+    etcd3 = pytest.importorskip("etcd3")
+    lease = etcd3.client(host="127.0.0.1", port=cluster3.members[0].client_port,
+                         timeout=5).lease(30)
+    for m in cluster3.members:
+        client = etcd3.client(host="127.0.0.1", port=m.client_port, timeout=5)
+        answers = list(client.refresh_lease(lease.id))
+        assert len(answers) == 1 and answers[0].ID == lease.id and answers[0].TTL == 30, (
+            m.name, answers)
+    lease.revoke()
+
+
 def test_keep_alive_of_a_lease_the_leader_let_expire(tmp_path):
     """A keep-alive of a lease whose deadline passed on the leader reports it gone,
     through every member. The leader's revokes are held back (a failpoint standing in
