@@ -26,49 +26,81 @@ typedef struct gw_route {
     const char *grpc_path;
     const ProtobufCMessageDescriptor *req_desc;
     const ProtobufCMessageDescriptor *resp_desc;
-    bool streaming;
+    bool streaming;  /* the response is a stream of {"result":...} lines */
+    bool stays_open; /* the request side stays open after the body (etcd's watch) */
 } gw_route;
 
 static const gw_route gw_table[GATEWAY_N_ROUTES] = {
     {"/v3/kv/range", "/etcdserverpb.KV/Range", &etcdserverpb__range_request__descriptor,
-     &etcdserverpb__range_response__descriptor, false},
+     &etcdserverpb__range_response__descriptor, false, false},
     {"/v3/kv/put", "/etcdserverpb.KV/Put", &etcdserverpb__put_request__descriptor,
-     &etcdserverpb__put_response__descriptor, false},
+     &etcdserverpb__put_response__descriptor, false, false},
     {"/v3/kv/deleterange", "/etcdserverpb.KV/DeleteRange",
      &etcdserverpb__delete_range_request__descriptor,
-     &etcdserverpb__delete_range_response__descriptor, false},
+     &etcdserverpb__delete_range_response__descriptor, false, false},
     {"/v3/kv/txn", "/etcdserverpb.KV/Txn", &etcdserverpb__txn_request__descriptor,
-     &etcdserverpb__txn_response__descriptor, false},
+     &etcdserverpb__txn_response__descriptor, false, false},
     {"/v3/kv/compaction", "/etcdserverpb.KV/Compact", &etcdserverpb__compaction_request__descriptor,
-     &etcdserverpb__compaction_response__descriptor, false},
+     &etcdserverpb__compaction_response__descriptor, false, false},
     {"/v3/lease/grant", "/etcdserverpb.Lease/LeaseGrant",
      &etcdserverpb__lease_grant_request__descriptor,
-     &etcdserverpb__lease_grant_response__descriptor, false},
+     &etcdserverpb__lease_grant_response__descriptor, false, false},
     {"/v3/lease/revoke", "/etcdserverpb.Lease/LeaseRevoke",
      &etcdserverpb__lease_revoke_request__descriptor,
-     &etcdserverpb__lease_revoke_response__descriptor, false},
+     &etcdserverpb__lease_revoke_response__descriptor, false, false},
     {"/v3/kv/lease/revoke", "/etcdserverpb.Lease/LeaseRevoke",
      &etcdserverpb__lease_revoke_request__descriptor,
-     &etcdserverpb__lease_revoke_response__descriptor, false},
+     &etcdserverpb__lease_revoke_response__descriptor, false, false},
     {"/v3/lease/timetolive", "/etcdserverpb.Lease/LeaseTimeToLive",
      &etcdserverpb__lease_time_to_live_request__descriptor,
-     &etcdserverpb__lease_time_to_live_response__descriptor, false},
+     &etcdserverpb__lease_time_to_live_response__descriptor, false, false},
     {"/v3/kv/lease/timetolive", "/etcdserverpb.Lease/LeaseTimeToLive",
      &etcdserverpb__lease_time_to_live_request__descriptor,
-     &etcdserverpb__lease_time_to_live_response__descriptor, false},
+     &etcdserverpb__lease_time_to_live_response__descriptor, false, false},
     {"/v3/lease/leases", "/etcdserverpb.Lease/LeaseLeases",
      &etcdserverpb__lease_leases_request__descriptor,
-     &etcdserverpb__lease_leases_response__descriptor, false},
+     &etcdserverpb__lease_leases_response__descriptor, false, false},
     {"/v3/kv/lease/leases", "/etcdserverpb.Lease/LeaseLeases",
      &etcdserverpb__lease_leases_request__descriptor,
-     &etcdserverpb__lease_leases_response__descriptor, false},
+     &etcdserverpb__lease_leases_response__descriptor, false, false},
     {"/v3/watch", "/etcdserverpb.Watch/Watch", &etcdserverpb__watch_request__descriptor,
-     &etcdserverpb__watch_response__descriptor, true},
+     &etcdserverpb__watch_response__descriptor, true, true},
     {"/v3/cluster/member/list", "/etcdserverpb.Cluster/MemberList",
      &etcdserverpb__member_list_request__descriptor,
-     &etcdserverpb__member_list_response__descriptor, false},
+     &etcdserverpb__member_list_response__descriptor, false, false},
     {"/v3/maintenance/status", "/etcdserverpb.Maintenance/Status",
-     &etcdserverpb__status_request__descriptor, &etcdserverpb__status_response__descriptor, false},
+     &etcdserverpb__status_request__descriptor, &etcdserverpb__status_response__descriptor, false,
+     false},
+    {"/v3/lease/keepalive", "/etcdserverpb.Lease/LeaseKeepAlive",
+     &etcdserverpb__lease_keep_alive_request__descriptor,
+     &etcdserverpb__lease_keep_alive_response__descriptor, true, false},
+    {"/v3/cluster/member/add", "/etcdserverpb.Cluster/MemberAdd",
+     &etcdserverpb__member_add_request__descriptor, &etcdserverpb__member_add_response__descriptor,
+     false, false},
+    {"/v3/cluster/member/remove", "/etcdserverpb.Cluster/MemberRemove",
+     &etcdserverpb__member_remove_request__descriptor,
+     &etcdserverpb__member_remove_response__descriptor, false, false},
+    {"/v3/cluster/member/update", "/etcdserverpb.Cluster/MemberUpdate",
+     &etcdserverpb__member_update_request__descriptor,
+     &etcdserverpb__member_update_response__descriptor, false, false},
+    {"/v3/cluster/member/promote", "/etcdserverpb.Cluster/MemberPromote",
+     &etcdserverpb__member_promote_request__descriptor,
+     &etcdserverpb__member_promote_response__descriptor, false, false},
+    {"/v3/maintenance/alarm", "/etcdserverpb.Maintenance/Alarm",
+     &etcdserverpb__alarm_request__descriptor, &etcdserverpb__alarm_response__descriptor, false,
+     false},
+    {"/v3/maintenance/defragment", "/etcdserverpb.Maintenance/Defragment",
+     &etcdserverpb__defragment_request__descriptor, &etcdserverpb__defragment_response__descriptor,
+     false, false},
+    {"/v3/maintenance/hash", "/etcdserverpb.Maintenance/Hash",
+     &etcdserverpb__hash_request__descriptor, &etcdserverpb__hash_response__descriptor, false,
+     false},
+    {"/v3/maintenance/hashkv", "/etcdserverpb.Maintenance/HashKV",
+     &etcdserverpb__hash_kvrequest__descriptor, &etcdserverpb__hash_kvresponse__descriptor, false,
+     false},
+    {"/v3/maintenance/transfer-leadership", "/etcdserverpb.Maintenance/MoveLeader",
+     &etcdserverpb__move_leader_request__descriptor,
+     &etcdserverpb__move_leader_response__descriptor, false, false},
 };
 
 typedef struct gw_req {
@@ -538,7 +570,7 @@ static void gw_handle(api_http_req *r, void *ud)
     }
     /* unary: the client's side ends with its one message; a watch stays open
      * after the body (etcd's recvLoop ignores io.EOF) */
-    if (!rt->streaming && g->call)
+    if (!rt->stays_open && g->call)
         api_call_virtual_half_close(g->call);
     g->busy = false;
     gw_maybe_free(g);
@@ -561,4 +593,14 @@ const api_http_route gateway_routes[GATEWAY_N_ROUTES] = {
     {"POST", "/v3/watch", gw_handle, NULL},
     {"POST", "/v3/cluster/member/list", gw_handle, NULL},
     {"POST", "/v3/maintenance/status", gw_handle, NULL},
+    {"POST", "/v3/lease/keepalive", gw_handle, NULL},
+    {"POST", "/v3/cluster/member/add", gw_handle, NULL},
+    {"POST", "/v3/cluster/member/remove", gw_handle, NULL},
+    {"POST", "/v3/cluster/member/update", gw_handle, NULL},
+    {"POST", "/v3/cluster/member/promote", gw_handle, NULL},
+    {"POST", "/v3/maintenance/alarm", gw_handle, NULL},
+    {"POST", "/v3/maintenance/defragment", gw_handle, NULL},
+    {"POST", "/v3/maintenance/hash", gw_handle, NULL},
+    {"POST", "/v3/maintenance/hashkv", gw_handle, NULL},
+    {"POST", "/v3/maintenance/transfer-leadership", gw_handle, NULL},
 };

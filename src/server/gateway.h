@@ -9,7 +9,8 @@
  *   {"error":MSG,"code":GRPC_CODE,"message":MSG}
  * with HTTPStatusFromCode's status (400 for JSON that does not decode).
  * /v3/watch answers with a chunked stream of lines {"result":WatchResponse}
- * until the client goes away (the server never half-closes the watch).
+ * until the client goes away (the server never half-closes the watch);
+ * /v3/lease/keepalive with such lines, one per request in the body, then ends.
  *
  * The routes' ud must be the member (member.c sets it); they use m->api.
  */
@@ -20,7 +21,7 @@
 
 #include "api/http_server.h"
 
-#define GATEWAY_N_ROUTES 15
+#define GATEWAY_N_ROUTES 25
 
 /* The gateway's HTTP/1.1 routes (ud NULL: the caller sets it to the member). */
 extern const api_http_route gateway_routes[GATEWAY_N_ROUTES];

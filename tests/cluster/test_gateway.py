@@ -162,6 +162,66 @@ def test_lease(cluster1):
     assert r["TTL"] == "-1"
 
 
+def stream_lines(url, path, raw_body, timeout=10):
+    """POST a body and read the whole (chunked) answer: the stream must end by itself."""
+    req = urllib.request.Request(url + path, data=raw_body, method="POST")
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        assert r.status == 200
+        return [json.loads(x) for x in r.read().decode().splitlines() if x.strip()]
+
+
+def test_lease_keepalive_stream(cluster3):
+    """/v3/lease/keepalive answers every request of the body, then ends, through any member
+    (a follower's answers come back through the log, after the body's end)."""
+    u0 = cluster3.members[0].client_url
+    lid = ok(u0, "/v3/lease/grant", {"TTL": 60})["ID"]
+    body = (json.dumps({"ID": lid}) + json.dumps({"ID": lid})).encode()
+    for m in cluster3.members:
+        lines = stream_lines(m.client_url, "/v3/lease/keepalive", body)
+        assert len(lines) == 2, lines
+        for x in lines:
+            assert x["result"]["ID"] == lid and x["result"]["TTL"] == "60", x
+    lines = stream_lines(u0, "/v3/lease/keepalive", json.dumps({"ID": "12345"}).encode())
+    assert len(lines) == 1 and lines[0]["result"]["ID"] == "12345"
+    assert "TTL" not in lines[0]["result"]  # 0: no such lease, as etcd answers
+    ok(u0, "/v3/lease/revoke", {"ID": lid})
+
+
+def test_maintenance_and_cluster_routes(cluster3):
+    """The rest of etcd 3.4's Maintenance and Cluster routes map to the same calls."""
+    u = cluster3.members[0].client_url
+    r = ok(u, "/v3/maintenance/alarm", {"action": "GET"})
+    assert "alarms" not in r and "header" in r
+    r = ok(u, "/v3/maintenance/hash", {})
+    assert isinstance(r["hash"], int)
+    hashes = set()
+    rev = ok(u, "/v3/kv/put", {"key": b64("gw/hash"), "value": b64("1")})["header"]["revision"]
+    for m in cluster3.members:
+        deadline = time.time() + 10
+        while True:
+            r = ok(m.client_url, "/v3/maintenance/hashkv", {"revision": rev})
+            if r.get("hash_revision") == rev or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        hashes.add(r["hash"])
+    assert len(hashes) == 1, hashes
+    assert "header" in ok(u, "/v3/maintenance/defragment", {})
+    r = ok(u, "/v3/cluster/member/add", {"peerURLs": ["http://127.0.0.1:1"], "isLearner": True})
+    new_id = r["member"]["ID"]
+    assert r["member"]["isLearner"] and len(r["members"]) == 4
+    r = ok(u, "/v3/cluster/member/remove", {"ID": new_id})
+    assert len(r["members"]) == 3
+    st, _, js = post(u, "/v3/cluster/member/promote", {"ID": new_id})
+    assert st == 404 and js["message"] == "etcdserver: member not found", js
+    st, _, js = post(u, "/v3/cluster/member/update", {"ID": "1", "peerURLs": ["http://127.0.0.1:1"]})
+    assert st == 404 and js["message"] == "etcdserver: member not found", js
+    leader = ok(u, "/v3/maintenance/status", {})["leader"]
+    lm = next(m for m in cluster3.members
+              if ok(m.client_url, "/v3/maintenance/status", {})["header"]["member_id"] == leader)
+    assert "header" in ok(lm.client_url, "/v3/maintenance/transfer-leadership",
+                          {"targetID": leader})
+
+
 def test_member_list_status(cluster3):
     for m in cluster3.members:
         r = ok(m.client_url, "/v3/cluster/member/list", {})
