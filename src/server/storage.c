@@ -350,6 +350,9 @@ static void drop_entries_through(storage *st, uint64_t index, bool all)
         free((void *)st->ents[keep_from].data);
         keep_from++;
     }
+    if (keep_from == 0) {
+        return; /* nothing to drop (and ents may be NULL: no memmove of it) */
+    }
     memmove(st->ents, st->ents + keep_from, (size_t)(st->n_ents - keep_from) * sizeof(raft_entry));
     st->n_ents -= keep_from;
 }
