@@ -30,78 +30,63 @@ typedef struct gw_route {
     bool stays_open; /* the request side stays open after the body (etcd's watch) */
 } gw_route;
 
-static const gw_route gw_table[GATEWAY_N_ROUTES] = {
-    {"/v3/kv/range", "/etcdserverpb.KV/Range", &etcdserverpb__range_request__descriptor,
-     &etcdserverpb__range_response__descriptor, false, false},
-    {"/v3/kv/put", "/etcdserverpb.KV/Put", &etcdserverpb__put_request__descriptor,
-     &etcdserverpb__put_response__descriptor, false, false},
-    {"/v3/kv/deleterange", "/etcdserverpb.KV/DeleteRange",
-     &etcdserverpb__delete_range_request__descriptor,
-     &etcdserverpb__delete_range_response__descriptor, false, false},
-    {"/v3/kv/txn", "/etcdserverpb.KV/Txn", &etcdserverpb__txn_request__descriptor,
-     &etcdserverpb__txn_response__descriptor, false, false},
-    {"/v3/kv/compaction", "/etcdserverpb.KV/Compact", &etcdserverpb__compaction_request__descriptor,
-     &etcdserverpb__compaction_response__descriptor, false, false},
-    {"/v3/lease/grant", "/etcdserverpb.Lease/LeaseGrant",
-     &etcdserverpb__lease_grant_request__descriptor,
-     &etcdserverpb__lease_grant_response__descriptor, false, false},
-    {"/v3/lease/revoke", "/etcdserverpb.Lease/LeaseRevoke",
-     &etcdserverpb__lease_revoke_request__descriptor,
-     &etcdserverpb__lease_revoke_response__descriptor, false, false},
-    {"/v3/kv/lease/revoke", "/etcdserverpb.Lease/LeaseRevoke",
-     &etcdserverpb__lease_revoke_request__descriptor,
-     &etcdserverpb__lease_revoke_response__descriptor, false, false},
-    {"/v3/lease/timetolive", "/etcdserverpb.Lease/LeaseTimeToLive",
-     &etcdserverpb__lease_time_to_live_request__descriptor,
-     &etcdserverpb__lease_time_to_live_response__descriptor, false, false},
-    {"/v3/kv/lease/timetolive", "/etcdserverpb.Lease/LeaseTimeToLive",
-     &etcdserverpb__lease_time_to_live_request__descriptor,
-     &etcdserverpb__lease_time_to_live_response__descriptor, false, false},
-    {"/v3/lease/leases", "/etcdserverpb.Lease/LeaseLeases",
-     &etcdserverpb__lease_leases_request__descriptor,
-     &etcdserverpb__lease_leases_response__descriptor, false, false},
-    {"/v3/kv/lease/leases", "/etcdserverpb.Lease/LeaseLeases",
-     &etcdserverpb__lease_leases_request__descriptor,
-     &etcdserverpb__lease_leases_response__descriptor, false, false},
-    {"/v3/watch", "/etcdserverpb.Watch/Watch", &etcdserverpb__watch_request__descriptor,
-     &etcdserverpb__watch_response__descriptor, true, true},
-    {"/v3/cluster/member/list", "/etcdserverpb.Cluster/MemberList",
-     &etcdserverpb__member_list_request__descriptor,
-     &etcdserverpb__member_list_response__descriptor, false, false},
-    {"/v3/maintenance/status", "/etcdserverpb.Maintenance/Status",
-     &etcdserverpb__status_request__descriptor, &etcdserverpb__status_response__descriptor, false,
-     false},
-    {"/v3/lease/keepalive", "/etcdserverpb.Lease/LeaseKeepAlive",
-     &etcdserverpb__lease_keep_alive_request__descriptor,
-     &etcdserverpb__lease_keep_alive_response__descriptor, true, false},
-    {"/v3/cluster/member/add", "/etcdserverpb.Cluster/MemberAdd",
-     &etcdserverpb__member_add_request__descriptor, &etcdserverpb__member_add_response__descriptor,
-     false, false},
-    {"/v3/cluster/member/remove", "/etcdserverpb.Cluster/MemberRemove",
-     &etcdserverpb__member_remove_request__descriptor,
-     &etcdserverpb__member_remove_response__descriptor, false, false},
-    {"/v3/cluster/member/update", "/etcdserverpb.Cluster/MemberUpdate",
-     &etcdserverpb__member_update_request__descriptor,
-     &etcdserverpb__member_update_response__descriptor, false, false},
-    {"/v3/cluster/member/promote", "/etcdserverpb.Cluster/MemberPromote",
-     &etcdserverpb__member_promote_request__descriptor,
-     &etcdserverpb__member_promote_response__descriptor, false, false},
-    {"/v3/maintenance/alarm", "/etcdserverpb.Maintenance/Alarm",
-     &etcdserverpb__alarm_request__descriptor, &etcdserverpb__alarm_response__descriptor, false,
-     false},
-    {"/v3/maintenance/defragment", "/etcdserverpb.Maintenance/Defragment",
-     &etcdserverpb__defragment_request__descriptor, &etcdserverpb__defragment_response__descriptor,
-     false, false},
-    {"/v3/maintenance/hash", "/etcdserverpb.Maintenance/Hash",
-     &etcdserverpb__hash_request__descriptor, &etcdserverpb__hash_response__descriptor, false,
-     false},
-    {"/v3/maintenance/hashkv", "/etcdserverpb.Maintenance/HashKV",
-     &etcdserverpb__hash_kvrequest__descriptor, &etcdserverpb__hash_kvresponse__descriptor, false,
-     false},
-    {"/v3/maintenance/transfer-leadership", "/etcdserverpb.Maintenance/MoveLeader",
-     &etcdserverpb__move_leader_request__descriptor,
-     &etcdserverpb__move_leader_response__descriptor, false, false},
-};
+/* Every route once: HTTP path, gRPC method (after "/etcdserverpb."), request and response
+ * message (etcdserverpb__NAME__descriptor), streaming, stays_open. */
+#define GW_ROUTES(X)                                                                               \
+    X("/v3/kv/range", "KV/Range", range_request, range_response, false, false)                     \
+    X("/v3/kv/put", "KV/Put", put_request, put_response, false, false)                             \
+    X("/v3/kv/deleterange", "KV/DeleteRange", delete_range_request, delete_range_response, false,  \
+      false)                                                                                       \
+    X("/v3/kv/txn", "KV/Txn", txn_request, txn_response, false, false)                             \
+    X("/v3/kv/compaction", "KV/Compact", compaction_request, compaction_response, false, false)    \
+    X("/v3/lease/grant", "Lease/LeaseGrant", lease_grant_request, lease_grant_response, false,     \
+      false)                                                                                       \
+    X("/v3/lease/revoke", "Lease/LeaseRevoke", lease_revoke_request, lease_revoke_response, false, \
+      false)                                                                                       \
+    X("/v3/kv/lease/revoke", "Lease/LeaseRevoke", lease_revoke_request, lease_revoke_response,     \
+      false, false)                                                                                \
+    X("/v3/lease/timetolive", "Lease/LeaseTimeToLive", lease_time_to_live_request,                 \
+      lease_time_to_live_response, false, false)                                                   \
+    X("/v3/kv/lease/timetolive", "Lease/LeaseTimeToLive", lease_time_to_live_request,              \
+      lease_time_to_live_response, false, false)                                                   \
+    X("/v3/lease/leases", "Lease/LeaseLeases", lease_leases_request, lease_leases_response, false, \
+      false)                                                                                       \
+    X("/v3/kv/lease/leases", "Lease/LeaseLeases", lease_leases_request, lease_leases_response,     \
+      false, false)                                                                                \
+    X("/v3/watch", "Watch/Watch", watch_request, watch_response, true, true)                       \
+    X("/v3/cluster/member/list", "Cluster/MemberList", member_list_request, member_list_response,  \
+      false, false)                                                                                \
+    X("/v3/maintenance/status", "Maintenance/Status", status_request, status_response, false,      \
+      false)                                                                                       \
+    X("/v3/lease/keepalive", "Lease/LeaseKeepAlive", lease_keep_alive_request,                     \
+      lease_keep_alive_response, true, false)                                                      \
+    X("/v3/cluster/member/add", "Cluster/MemberAdd", member_add_request, member_add_response,      \
+      false, false)                                                                                \
+    X("/v3/cluster/member/remove", "Cluster/MemberRemove", member_remove_request,                  \
+      member_remove_response, false, false)                                                        \
+    X("/v3/cluster/member/update", "Cluster/MemberUpdate", member_update_request,                  \
+      member_update_response, false, false)                                                        \
+    X("/v3/cluster/member/promote", "Cluster/MemberPromote", member_promote_request,               \
+      member_promote_response, false, false)                                                       \
+    X("/v3/maintenance/alarm", "Maintenance/Alarm", alarm_request, alarm_response, false, false)   \
+    X("/v3/maintenance/defragment", "Maintenance/Defragment", defragment_request,                  \
+      defragment_response, false, false)                                                           \
+    X("/v3/maintenance/hash", "Maintenance/Hash", hash_request, hash_response, false, false)       \
+    X("/v3/maintenance/hashkv", "Maintenance/HashKV", hash_kvrequest, hash_kvresponse, false,      \
+      false)                                                                                       \
+    X("/v3/maintenance/transfer-leadership", "Maintenance/MoveLeader", move_leader_request,        \
+      move_leader_response, false, false)
+
+#define GW_TABLE_ROW(path, method, req, resp, streaming, stays_open)                               \
+    {path,                                                                                         \
+     "/etcdserverpb." method,                                                                      \
+     &etcdserverpb__##req##__descriptor,                                                           \
+     &etcdserverpb__##resp##__descriptor,                                                          \
+     streaming,                                                                                    \
+     stays_open},
+static const gw_route gw_table[] = {GW_ROUTES(GW_TABLE_ROW)};
+_Static_assert(sizeof gw_table / sizeof gw_table[0] == GATEWAY_N_ROUTES,
+               "GATEWAY_N_ROUTES is the number of GW_ROUTES");
 
 typedef struct gw_req {
     const gw_route *route;
@@ -576,31 +561,6 @@ static void gw_handle(api_http_req *r, void *ud)
     gw_maybe_free(g);
 }
 
-/* Same order as gw_table. */
-const api_http_route gateway_routes[GATEWAY_N_ROUTES] = {
-    {"POST", "/v3/kv/range", gw_handle, NULL},
-    {"POST", "/v3/kv/put", gw_handle, NULL},
-    {"POST", "/v3/kv/deleterange", gw_handle, NULL},
-    {"POST", "/v3/kv/txn", gw_handle, NULL},
-    {"POST", "/v3/kv/compaction", gw_handle, NULL},
-    {"POST", "/v3/lease/grant", gw_handle, NULL},
-    {"POST", "/v3/lease/revoke", gw_handle, NULL},
-    {"POST", "/v3/kv/lease/revoke", gw_handle, NULL},
-    {"POST", "/v3/lease/timetolive", gw_handle, NULL},
-    {"POST", "/v3/kv/lease/timetolive", gw_handle, NULL},
-    {"POST", "/v3/lease/leases", gw_handle, NULL},
-    {"POST", "/v3/kv/lease/leases", gw_handle, NULL},
-    {"POST", "/v3/watch", gw_handle, NULL},
-    {"POST", "/v3/cluster/member/list", gw_handle, NULL},
-    {"POST", "/v3/maintenance/status", gw_handle, NULL},
-    {"POST", "/v3/lease/keepalive", gw_handle, NULL},
-    {"POST", "/v3/cluster/member/add", gw_handle, NULL},
-    {"POST", "/v3/cluster/member/remove", gw_handle, NULL},
-    {"POST", "/v3/cluster/member/update", gw_handle, NULL},
-    {"POST", "/v3/cluster/member/promote", gw_handle, NULL},
-    {"POST", "/v3/maintenance/alarm", gw_handle, NULL},
-    {"POST", "/v3/maintenance/defragment", gw_handle, NULL},
-    {"POST", "/v3/maintenance/hash", gw_handle, NULL},
-    {"POST", "/v3/maintenance/hashkv", gw_handle, NULL},
-    {"POST", "/v3/maintenance/transfer-leadership", gw_handle, NULL},
-};
+#define GW_HTTP_ROUTE(path, method, req, resp, streaming, stays_open)                              \
+    {"POST", path, gw_handle, NULL},
+const api_http_route gateway_routes[GATEWAY_N_ROUTES] = {GW_ROUTES(GW_HTTP_ROUTE)};
