@@ -458,26 +458,76 @@ void cluster_publish(member *m)
 
 /* ------------------------------------------------------------- handlers */
 
-static int conf_error(int rc, const char **msg)
+/* What the leader's refusals of a membership change say: a gRPC status and one of etcd's
+ * texts. A refusal travels through the log as these two bytes (REQ_MEMBER_FORWARD_ANSWER),
+ * and replies keep a pointer to the text: static texts only. */
+enum conf_text {
+    T_NONE,
+    T_NOT_LEADER,
+    T_MALFORMED,
+    T_BAD_URL,
+    T_URL_EXISTS,
+    T_STILL_LEAVING,
+    T_UNHEALTHY,
+    T_TOO_MANY,
+    T_TOO_LARGE,
+    T_NOT_FOUND,
+    T_NOT_LEARNER,
+    T_NOT_IN_SYNC,
+    T_NOT_ENOUGH_STARTED,
+    T_TOO_MANY_REQUESTS,
+    T_TRANSFER,
+    T_INVALID,
+    N_CONF_TEXTS
+};
+static const char *const conf_texts[N_CONF_TEXTS] = {
+    [T_NONE] = "",
+    [T_NOT_LEADER] = "etcdserver: not leader",
+    [T_MALFORMED] = "etcdserver: malformed request",
+    [T_BAD_URL] = "etcdserver: invalid peer URL (want http://host:port)",
+    [T_URL_EXISTS] = "etcdserver: Peer URLs already exists",
+    [T_STILL_LEAVING] = "etcdserver: too many members (recently removed members are still "
+                        "leaving; retry in a few seconds)",
+    [T_UNHEALTHY] = "etcdserver: unhealthy cluster",
+    [T_TOO_MANY] = "etcdserver: too many members",
+    [T_TOO_LARGE] = "etcdserver: request is too large",
+    [T_NOT_FOUND] = "etcdserver: member not found",
+    [T_NOT_LEARNER] = "etcdserver: can only promote a learner member",
+    [T_NOT_IN_SYNC] = "etcdserver: can only promote a learner member which is in sync with leader",
+    [T_NOT_ENOUGH_STARTED] =
+        "etcdserver: re-configuration failed due to not enough started members",
+    [T_TOO_MANY_REQUESTS] = "etcdserver: too many requests",
+    [T_TRANSFER] = "etcdserver: leadership transfer in progress",
+    [T_INVALID] = "etcdserver: invalid membership change",
+};
+
+typedef struct conf_refusal {
+    uint8_t code; /* gRPC status; 0: not refused */
+    uint8_t text; /* enum conf_text */
+} conf_refusal;
+
+#define ACCEPTED         ((conf_refusal){0, T_NONE})
+#define REFUSED(code, t) ((conf_refusal){(code), (t)})
+
+static void reply_refusal(api_call *call, conf_refusal r)
 {
-    if (rc == RAFT_ECONFPENDING) {
-        *msg = "etcdserver: unhealthy cluster";
-        return 9;
+    member_reply_error(call, r.code, conf_texts[r.text < N_CONF_TEXTS ? r.text : T_INVALID]);
+}
+
+static conf_refusal conf_error(int rc)
+{
+    switch (rc) {
+    case RAFT_ECONFPENDING:
+        return REFUSED(9, T_UNHEALTHY);
+    case RAFT_ENOTLEADER:
+        return REFUSED(14, T_NOT_LEADER);
+    case RAFT_EBUSY:
+        return REFUSED(8, T_TOO_MANY_REQUESTS);
+    case RAFT_ETRANSFER:
+        return REFUSED(14, T_TRANSFER);
+    default:
+        return REFUSED(3, T_INVALID);
     }
-    if (rc == RAFT_ENOTLEADER) {
-        *msg = "etcdserver: not leader";
-        return 14;
-    }
-    if (rc == RAFT_EBUSY) {
-        *msg = "etcdserver: too many requests";
-        return 8;
-    }
-    if (rc == RAFT_ETRANSFER) {
-        *msg = "etcdserver: leadership transfer in progress";
-        return 14;
-    }
-    *msg = "etcdserver: invalid membership change";
-    return 3;
 }
 
 /* --strict-reconfig-check, as etcd's: a change must leave a quorum of the new
@@ -492,52 +542,43 @@ static uint32_t voters_reached(member *m, const raft_conf *c)
     return n;
 }
 
-/* The refusals below set *code and *msg (gRPC status and etcd's text) and return true. */
-static bool strict_refuses_add(member *m, const raft_conf *c, int *code, const char **msg)
+static conf_refusal strict_refuses_add(member *m, const raft_conf *c)
 {
     /* etcd asks for every voter: the newcomer is not running yet, and the quorum of
      * n + 1 voters is then at most one short of all n */
     if (!m->cfg.strict_reconfig_check)
-        return false;
+        return ACCEPTED;
     uint32_t reached = voters_reached(m, c);
     if (reached == c->n_voters)
-        return false;
+        return ACCEPTED;
     log_warn("member: refusing to add a voter: %u of %u voters reached (--strict-reconfig-check)",
              reached, c->n_voters);
-    *code = 14;
-    *msg = "etcdserver: unhealthy cluster";
-    return true;
+    return REFUSED(14, T_UNHEALTHY);
 }
 
-static bool strict_refuses_remove(member *m, const raft_conf *c, raft_id id, int *code,
-                                  const char **msg)
+static conf_refusal strict_refuses_remove(member *m, const raft_conf *c, raft_id id)
 {
     if (!m->cfg.strict_reconfig_check || !raft_conf_is_voter(c, id))
-        return false;
+        return ACCEPTED;
     if (id != m->id && !(m->tr && transport_peer_connected(m->tr, id)))
-        return false; /* a voter that is down is no part of the quorum that runs */
+        return ACCEPTED; /* a voter that is down is no part of the quorum that runs */
     uint32_t reached = voters_reached(m, c);
     if (reached - 1 >= (c->n_voters - 1) / 2 + 1)
-        return false;
+        return ACCEPTED;
     log_warn("member: refusing to remove voter %016llx: %u of %u voters reached "
              "(--strict-reconfig-check)",
              (unsigned long long)id, reached, c->n_voters);
-    *code = 14;
-    *msg = "etcdserver: unhealthy cluster";
-    return true;
+    return REFUSED(14, T_UNHEALTHY);
 }
 
-static bool strict_refuses_promote(member *m, const raft_conf *c, raft_id id, int *code,
-                                   const char **msg)
+static conf_refusal strict_refuses_promote(member *m, const raft_conf *c, raft_id id)
 {
     if (!m->cfg.strict_reconfig_check)
-        return false;
+        return ACCEPTED;
     uint32_t reached = voters_reached(m, c) + (m->tr && transport_peer_connected(m->tr, id));
     if (reached >= (c->n_voters + 1) / 2 + 1)
-        return false;
-    *code = 9;
-    *msg = "etcdserver: re-configuration failed due to not enough started members";
-    return true;
+        return ACCEPTED;
+    return REFUSED(9, T_NOT_ENOUGH_STARTED);
 }
 
 static void wait_conf(member *m, api_call *call, uint8_t kind, uint64_t id)
@@ -550,46 +591,41 @@ static void wait_conf(member *m, api_call *call, uint8_t kind, uint64_t id)
     w->read_index = id;
 }
 
-/* MemberAdd on the leader: the new member's record, then the configuration change. */
-static int decide_add(member *m, const raft_conf *c, const uint8_t *msg, size_t len, uint64_t *id,
-                      const char **err)
+/* A MemberAdd request that decodes and names a peer URL we can dial (*out: the request, for
+ * the caller to free). A follower checks this too, to refuse without a round trip. */
+static conf_refusal add_request_check(const uint8_t *msg, size_t len,
+                                      Etcdserverpb__MemberAddRequest **out)
 {
-    int code = 0;
-    raft_conf target;
-    Etcdserverpb__MemberAddRequest *rq = etcdserverpb__member_add_request__unpack(NULL, len, msg);
+    *out = etcdserverpb__member_add_request__unpack(NULL, len, msg);
+    if (!*out)
+        return REFUSED(3, T_MALFORMED);
     config_url u;
-    if (!rq) {
-        *err = "etcdserver: malformed request";
-        return 3;
-    }
-    if (rq->n_peerurls == 0 || config_url_parse(rq->peerurls[0], &u) != 0) {
-        etcdserverpb__member_add_request__free_unpacked(rq, NULL);
-        *err = "etcdserver: invalid peer URL (want http://host:port)";
-        return 3;
-    }
+    if ((*out)->n_peerurls == 0 || config_url_parse((*out)->peerurls[0], &u) != 0)
+        return REFUSED(3, T_BAD_URL);
+    return ACCEPTED;
+}
+
+/* MemberAdd on the leader: the new member's record, then the configuration change. */
+static conf_refusal decide_add(member *m, const raft_conf *c, Etcdserverpb__MemberAddRequest *rq,
+                               uint64_t *id)
+{
     *id = member_compute_id(rq->peerurls[0], m->cfg.initial_cluster_token);
-    for (uint32_t i = 0; i < m->n_peers && !code; i++)
+    for (uint32_t i = 0; i < m->n_peers; i++)
         if (strcmp(m->peers[i].peer_url, rq->peerurls[0]) == 0 &&
-            (raft_conf_is_voter(c, m->peers[i].id) || raft_conf_is_learner(c, m->peers[i].id))) {
-            *err = "etcdserver: Peer URLs already exists";
-            code = 9;
-        }
-    if (!code && !cluster_has_room(m, *id)) {
-        /* members removed moments ago are still being told so by the leader */
-        *err = "etcdserver: too many members (recently removed members are still leaving; "
-               "retry in a few seconds)";
-        code = 9;
+            (raft_conf_is_voter(c, m->peers[i].id) || raft_conf_is_learner(c, m->peers[i].id)))
+            return REFUSED(9, T_URL_EXISTS);
+    if (!cluster_has_room(m, *id))
+        return REFUSED(9, T_STILL_LEAVING); /* members removed moments ago are still told so */
+    if (!rq->islearner) {
+        conf_refusal r = strict_refuses_add(m, c);
+        if (r.code)
+            return r;
     }
-    if (!code && !rq->islearner)
-        (void)strict_refuses_add(m, c, &code, err);
-    target = *c;
+    raft_conf target = *c;
     uint32_t *count = rq->islearner ? &target.n_learners : &target.n_voters;
-    if (!code && *count == RAFT_MAX_MEMBERS) {
-        *err = "etcdserver: too many members";
-        code = 9;
-    }
-    if (!code)
-        (rq->islearner ? target.learners : target.voters)[(*count)++] = *id;
+    if (*count == RAFT_MAX_MEMBERS)
+        return REFUSED(9, T_TOO_MANY);
+    (rq->islearner ? target.learners : target.voters)[(*count)++] = *id;
     /* the address first, so that peers can dial it as soon as it votes */
     Etcdserverpb__Member rec = ETCDSERVERPB__MEMBER__INIT;
     rec.id = *id;
@@ -598,15 +634,9 @@ static int decide_add(member *m, const raft_conf *c, const uint8_t *msg, size_t 
     rec.islearner = rq->islearner;
     uint8_t buf[8192];
     size_t n = etcdserverpb__member__get_packed_size(&rec);
-    if (!code && n > sizeof buf) {
-        *err = "etcdserver: request is too large";
-        code = 3;
-    }
-    if (!code)
-        etcdserverpb__member__pack(&rec, buf);
-    etcdserverpb__member_add_request__free_unpacked(rq, NULL);
-    if (code)
-        return code;
+    if (n > sizeof buf)
+        return REFUSED(3, T_TOO_LARGE);
+    etcdserverpb__member__pack(&rec, buf);
     /* The address goes into the leader's log just before the configuration
      * change, so a committed change always has its address (log matching).
      * The other order lost the address when the leader refused the record
@@ -616,84 +646,90 @@ static int decide_add(member *m, const raft_conf *c, const uint8_t *msg, size_t 
     int rc = member_propose_own(m, REQ_MEMBER_UPDATE, buf, n);
     if (rc == 0)
         rc = raft_propose_conf(m->r, &target);
-    return rc ? conf_error(rc, err) : 0;
+    return rc ? conf_error(rc) : ACCEPTED;
+}
+
+/* MemberRemove on the leader: the configuration without `id`. */
+static conf_refusal decide_remove(member *m, const raft_conf *c, raft_id id, raft_conf *target)
+{
+    if (!raft_conf_is_voter(c, id) && !raft_conf_is_learner(c, id))
+        return REFUSED(5, T_NOT_FOUND);
+    conf_refusal r = strict_refuses_remove(m, c, id);
+    if (r.code)
+        return r;
+    memset(target, 0, sizeof *target);
+    for (uint32_t i = 0; i < c->n_voters; i++)
+        if (c->voters[i] != id)
+            target->voters[target->n_voters++] = c->voters[i];
+    for (uint32_t i = 0; i < c->n_learners; i++)
+        if (c->learners[i] != id)
+            target->learners[target->n_learners++] = c->learners[i];
+    return ACCEPTED;
+}
+
+/* MemberPromote on the leader: the configuration with learner `id` a voter. */
+static conf_refusal decide_promote(member *m, const raft_conf *c, raft_id id, raft_conf *target)
+{
+    if (!raft_conf_is_learner(c, id))
+        return raft_conf_is_voter(c, id) ? REFUSED(9, T_NOT_LEARNER) : REFUSED(5, T_NOT_FOUND);
+    raft_status st;
+    raft_get_status(m->r, &st);
+    if (raft_match_index(m->r, id) * 10 < st.last_index * 9)
+        return REFUSED(9, T_NOT_IN_SYNC);
+    conf_refusal r = strict_refuses_promote(m, c, id);
+    if (r.code)
+        return r;
+    if (c->n_voters == RAFT_MAX_MEMBERS)
+        return REFUSED(9, T_TOO_MANY);
+    *target = *c;
+    target->n_learners = 0;
+    for (uint32_t i = 0; i < c->n_learners; i++)
+        if (c->learners[i] != id)
+            target->learners[target->n_learners++] = c->learners[i];
+    target->voters[target->n_voters++] = id;
+    return ACCEPTED;
 }
 
 /* The leader's part of MemberAdd, MemberRemove and MemberPromote: checks the request
- * (`kind` says which, `msg` is the request message) and proposes the change. Returns 0 with
- * *id the member to wait for, or a gRPC status with etcd's text in *err. */
-static int conf_decide(member *m, uint8_t kind, const uint8_t *msg, size_t len, uint64_t *id,
-                       const char **err)
+ * (`kind` says which, `msg` is the request message) and proposes the change; *id is the
+ * member to wait for. */
+static conf_refusal conf_decide(member *m, uint8_t kind, const uint8_t *msg, size_t len,
+                                uint64_t *id)
 {
+    if (raft_leader(m->r) != m->id)
+        return REFUSED(14, T_NOT_LEADER);
     const raft_conf *c = raft_get_conf(m->r);
-    raft_conf target;
-    int code = 0;
-    if (raft_leader(m->r) != m->id) {
-        *err = "etcdserver: not leader";
-        return 14;
+    if (kind == REQ_MEMBER_ADD) {
+        Etcdserverpb__MemberAddRequest *rq;
+        conf_refusal r = add_request_check(msg, len, &rq);
+        if (!r.code)
+            r = decide_add(m, c, rq, id);
+        if (rq)
+            etcdserverpb__member_add_request__free_unpacked(rq, NULL);
+        return r;
     }
-    if (kind == REQ_MEMBER_ADD)
-        return decide_add(m, c, msg, len, id, err);
     if (kind == REQ_MEMBER_REMOVE) {
         Etcdserverpb__MemberRemoveRequest *rq =
             etcdserverpb__member_remove_request__unpack(NULL, len, msg);
-        if (!rq) {
-            *err = "etcdserver: malformed request";
-            return 3;
-        }
+        if (!rq)
+            return REFUSED(3, T_MALFORMED);
         *id = rq->id;
         etcdserverpb__member_remove_request__free_unpacked(rq, NULL);
-        if (!raft_conf_is_voter(c, *id) && !raft_conf_is_learner(c, *id)) {
-            *err = "etcdserver: member not found";
-            return 5;
-        }
-        if (strict_refuses_remove(m, c, *id, &code, err))
-            return code;
-        memset(&target, 0, sizeof target);
-        for (uint32_t i = 0; i < c->n_voters; i++)
-            if (c->voters[i] != *id)
-                target.voters[target.n_voters++] = c->voters[i];
-        for (uint32_t i = 0; i < c->n_learners; i++)
-            if (c->learners[i] != *id)
-                target.learners[target.n_learners++] = c->learners[i];
     } else {
         Etcdserverpb__MemberPromoteRequest *rq =
             etcdserverpb__member_promote_request__unpack(NULL, len, msg);
-        if (!rq) {
-            *err = "etcdserver: malformed request";
-            return 3;
-        }
+        if (!rq)
+            return REFUSED(3, T_MALFORMED);
         *id = rq->id;
         etcdserverpb__member_promote_request__free_unpacked(rq, NULL);
-        if (!raft_conf_is_learner(c, *id)) {
-            if (raft_conf_is_voter(c, *id)) {
-                *err = "etcdserver: can only promote a learner member";
-                return 9;
-            }
-            *err = "etcdserver: member not found";
-            return 5;
-        }
-        raft_status st;
-        raft_get_status(m->r, &st);
-        if (raft_match_index(m->r, *id) * 10 < st.last_index * 9) {
-            *err = "etcdserver: can only promote a learner member which is in sync with leader";
-            return 9;
-        }
-        if (strict_refuses_promote(m, c, *id, &code, err))
-            return code;
-        if (c->n_voters == RAFT_MAX_MEMBERS) {
-            *err = "etcdserver: too many members";
-            return 9;
-        }
-        target = *c;
-        target.n_learners = 0;
-        for (uint32_t i = 0; i < c->n_learners; i++)
-            if (c->learners[i] != *id)
-                target.learners[target.n_learners++] = c->learners[i];
-        target.voters[target.n_voters++] = *id;
     }
+    raft_conf target;
+    conf_refusal r = kind == REQ_MEMBER_REMOVE ? decide_remove(m, c, *id, &target)
+                                               : decide_promote(m, c, *id, &target);
+    if (r.code)
+        return r;
     int rc = raft_propose_conf(m->r, &target);
-    return rc ? conf_error(rc, err) : 0;
+    return rc ? conf_error(rc) : ACCEPTED;
 }
 
 /* A follower does not change the configuration itself: it carries the request to the leader
@@ -705,45 +741,14 @@ static int conf_decide(member *m, uint8_t kind, const uint8_t *msg, size_t len, 
 #define FORWARD_HEAD 9                       /* kind, leader id */
 #define ANSWER_LEN   (8 + 8 + 1 + 1 + 1 + 8) /* origin, request id, kind, status, text, id */
 
-/* The texts an answer can carry (replies keep a pointer to them: static only). */
-static const char *const answer_texts[] = {
-    "",
-    "etcdserver: not leader",
-    "etcdserver: malformed request",
-    "etcdserver: invalid peer URL (want http://host:port)",
-    "etcdserver: Peer URLs already exists",
-    "etcdserver: too many members (recently removed members are still leaving; retry in a few "
-    "seconds)",
-    "etcdserver: unhealthy cluster",
-    "etcdserver: too many members",
-    "etcdserver: request is too large",
-    "etcdserver: member not found",
-    "etcdserver: can only promote a learner member",
-    "etcdserver: can only promote a learner member which is in sync with leader",
-    "etcdserver: re-configuration failed due to not enough started members",
-    "etcdserver: too many requests",
-    "etcdserver: leadership transfer in progress",
-    "etcdserver: invalid membership change",
-};
-#define N_ANSWER_TEXTS (sizeof answer_texts / sizeof answer_texts[0])
-
-static uint8_t answer_text_index(const char *text)
-{
-    for (size_t i = 1; i < N_ANSWER_TEXTS; i++)
-        if (strcmp(answer_texts[i], text) == 0)
-            return (uint8_t)i;
-    return N_ANSWER_TEXTS - 1; /* "invalid membership change" */
-}
-
 static void on_conf_call(api_call *call, const uint8_t *msg, size_t len, member *m, uint8_t kind)
 {
     uint64_t leader = raft_leader(m->r);
     if (leader == m->id) {
         uint64_t id = 0;
-        const char *err = NULL;
-        int code = conf_decide(m, kind, msg, len, &id, &err);
-        if (code)
-            member_reply_error(call, code, err);
+        conf_refusal r = conf_decide(m, kind, msg, len, &id);
+        if (r.code)
+            reply_refusal(call, r);
         else
             wait_conf(m, call, kind, id);
         return;
@@ -752,9 +757,19 @@ static void on_conf_call(api_call *call, const uint8_t *msg, size_t len, member 
         member_reply_error(call, 14, "etcdserver: no leader");
         return;
     }
+    if (kind == REQ_MEMBER_ADD) {
+        Etcdserverpb__MemberAddRequest *rq;
+        conf_refusal r = add_request_check(msg, len, &rq);
+        if (rq)
+            etcdserverpb__member_add_request__free_unpacked(rq, NULL);
+        if (r.code) {
+            reply_refusal(call, r);
+            return;
+        }
+    }
     uint8_t *fw = malloc(FORWARD_HEAD + len);
     if (!fw) {
-        member_reply_error(call, 8, "etcdserver: too many requests");
+        reply_refusal(call, REFUSED(8, T_TOO_MANY_REQUESTS));
         return;
     }
     fw[0] = kind;
@@ -765,8 +780,26 @@ static void on_conf_call(api_call *call, const uint8_t *msg, size_t len, member 
     free(fw);
 }
 
-/* Applying REQ_MEMBER_FORWARD: the leader it names decides once the batch is applied (it
- * proposes: cluster_forwarded). Never answered here (*status -1). */
+/* The leader decides a forwarded request (origin, request id, REQ_MEMBER_FORWARD payload)
+ * once the batch is applied, and proposes its answer after the change. */
+static void decide_forwarded(member *m, const uint8_t *q, size_t len)
+{
+    uint8_t kind = q[16];
+    if (kind != REQ_MEMBER_ADD && kind != REQ_MEMBER_REMOVE && kind != REQ_MEMBER_PROMOTE)
+        return;
+    uint64_t id = 0;
+    conf_refusal r = conf_decide(m, kind, q + 16 + FORWARD_HEAD, len - 16 - FORWARD_HEAD, &id);
+    uint8_t a[ANSWER_LEN];
+    memcpy(a, q, 16); /* origin, request id */
+    a[16] = kind;
+    a[17] = r.code;
+    a[18] = r.text;
+    bytes_put64(a + 19, id);
+    (void)member_propose_own(m, REQ_MEMBER_FORWARD_ANSWER, a, sizeof a);
+}
+
+/* Applying REQ_MEMBER_FORWARD: the leader it names decides once the batch is applied
+ * (decide_forwarded). Never answered here (*status -1). */
 void cluster_apply_forward(member *m, const uint8_t *req, size_t len, uint64_t origin,
                            uint64_t req_id, int *status)
 {
@@ -779,29 +812,8 @@ void cluster_apply_forward(member *m, const uint8_t *req, size_t len, uint64_t o
     bytes_put64(q, origin);
     bytes_put64(q + 8, req_id);
     memcpy(q + 16, req, len);
-    member_propose_later(m, REQ_MEMBER_FORWARD, q, 16 + len);
+    member_after_apply(m, decide_forwarded, q, 16 + len);
     free(q);
-}
-
-/* The leader decides a forwarded request (origin, request id, REQ_MEMBER_FORWARD payload)
- * outside the apply, and proposes its answer after the change. */
-void cluster_forwarded(member *m, const uint8_t *q, size_t len)
-{
-    if (len < 16 + FORWARD_HEAD)
-        return;
-    uint8_t kind = q[16];
-    if (kind != REQ_MEMBER_ADD && kind != REQ_MEMBER_REMOVE && kind != REQ_MEMBER_PROMOTE)
-        return;
-    uint64_t id = 0;
-    const char *err = "";
-    int code = conf_decide(m, kind, q + 16 + FORWARD_HEAD, len - 16 - FORWARD_HEAD, &id, &err);
-    uint8_t a[ANSWER_LEN];
-    memcpy(a, q, 16); /* origin, request id */
-    a[16] = kind;
-    a[17] = (uint8_t)code;
-    a[18] = code ? answer_text_index(err) : 0;
-    bytes_put64(a + 19, id);
-    (void)member_propose_own(m, REQ_MEMBER_FORWARD_ANSWER, a, sizeof a);
 }
 
 /* Applying REQ_MEMBER_FORWARD_ANSWER: the asker's call gets the refusal, or waits for the
@@ -814,8 +826,8 @@ void cluster_apply_forward_answer(member *m, const uint8_t *a, size_t len)
     if (!w || w->kind != REQ_MEMBER_FORWARD || w->state != W_PROPOSED)
         return;
     if (a[17] != 0) {
-        uint8_t t = a[18] < N_ANSWER_TEXTS ? a[18] : N_ANSWER_TEXTS - 1;
-        member_reply_later(m, w->id, a[17], answer_texts[t], NULL, 0);
+        uint8_t t = a[18] < N_CONF_TEXTS ? a[18] : T_INVALID;
+        member_reply_later(m, w->id, a[17], conf_texts[t], NULL, 0);
         return;
     }
     if (a[16] != REQ_MEMBER_ADD && a[16] != REQ_MEMBER_REMOVE && a[16] != REQ_MEMBER_PROMOTE)
@@ -827,21 +839,7 @@ void cluster_apply_forward_answer(member *m, const uint8_t *a, size_t len)
 
 static void on_member_add(api_call *call, const uint8_t *msg, size_t len, void *ud)
 {
-    member *m = ud;
-    /* the URL is checked here too, so that a follower refuses it without a round trip */
-    Etcdserverpb__MemberAddRequest *rq = etcdserverpb__member_add_request__unpack(NULL, len, msg);
-    if (!rq) {
-        member_reply_error(call, 3, "etcdserver: malformed request");
-        return;
-    }
-    config_url u;
-    bool ok = rq->n_peerurls > 0 && config_url_parse(rq->peerurls[0], &u) == 0;
-    etcdserverpb__member_add_request__free_unpacked(rq, NULL);
-    if (!ok) {
-        member_reply_error(call, 3, "etcdserver: invalid peer URL (want http://host:port)");
-        return;
-    }
-    on_conf_call(call, msg, len, m, REQ_MEMBER_ADD);
+    on_conf_call(call, msg, len, ud, REQ_MEMBER_ADD);
 }
 
 static void on_member_remove(api_call *call, const uint8_t *msg, size_t len, void *ud)

@@ -301,7 +301,8 @@ static waiter *propose_common(member *m, api_call *call, uint8_t kind, const uin
     return w;
 }
 
-void member_propose_later(member *m, uint8_t kind, const uint8_t *req, size_t len)
+static void defer(member *m, uint8_t kind, void (*fn)(member *, const uint8_t *, size_t),
+                  const uint8_t *req, size_t len)
 {
     if (m->n_deferred == m->cap_deferred) {
         uint32_t ncap = m->cap_deferred ? 2 * m->cap_deferred : 16;
@@ -315,14 +316,26 @@ void member_propose_later(member *m, uint8_t kind, const uint8_t *req, size_t le
     if (!copy)
         return;
     memcpy(copy, req, len);
-    m->deferred[m->n_deferred++] = (struct deferred_prop){.kind = kind, .data = copy, .len = len};
+    m->deferred[m->n_deferred++] =
+        (struct deferred_prop){.kind = kind, .fn = fn, .data = copy, .len = len};
+}
+
+void member_propose_later(member *m, uint8_t kind, const uint8_t *req, size_t len)
+{
+    defer(m, kind, NULL, req, len);
+}
+
+void member_after_apply(member *m, void (*fn)(member *m, const uint8_t *data, size_t len),
+                        const uint8_t *data, size_t len)
+{
+    defer(m, 0, fn, data, len);
 }
 
 static void propose_deferred(member *m)
 {
     for (uint32_t i = 0; i < m->n_deferred; i++) {
-        if (m->deferred[i].kind == REQ_MEMBER_FORWARD) /* decided here, not proposed as is */
-            cluster_forwarded(m, m->deferred[i].data, m->deferred[i].len);
+        if (m->deferred[i].fn)
+            m->deferred[i].fn(m, m->deferred[i].data, m->deferred[i].len);
         else
             member_propose(m, NULL, m->deferred[i].kind, m->deferred[i].data, m->deferred[i].len);
         free(m->deferred[i].data);

@@ -149,9 +149,11 @@ struct member {
     pending_reply *replies;
     uint32_t n_replies, cap_replies;
 
-    /* proposals made while applying (member_propose_later) */
+    /* work asked for while applying, done once the batch is applied (member_propose_later,
+     * member_after_apply) */
     struct deferred_prop {
-        uint8_t kind;
+        uint8_t kind; /* fn NULL: propose an entry of this kind */
+        void (*fn)(member *m, const uint8_t *data, size_t len);
         uint8_t *data;
         size_t len;
     } * deferred;
@@ -231,12 +233,11 @@ void cluster_sync_transport(member *m);
 /* transport_hello_fn: a member dialed us with its peer URL. */
 void cluster_on_hello(void *ctx, uint64_t from, const char *url);
 void cluster_after_apply(member *m);
-/* A follower's membership call, carried by the log (REQ_MEMBER_FORWARD): applying it (its
- * leader queues it with member_propose_later), deciding it once the batch is applied, and
- * applying the answer. */
+/* A follower's membership call, carried by the log (REQ_MEMBER_FORWARD): applying it (the
+ * leader it names decides once the batch is applied: member_after_apply), and applying the
+ * leader's answer. */
 void cluster_apply_forward(member *m, const uint8_t *req, size_t len, uint64_t origin,
                            uint64_t req_id, int *status);
-void cluster_forwarded(member *m, const uint8_t *q, size_t len);
 void cluster_apply_forward_answer(member *m, const uint8_t *a, size_t len);
 void cluster_publish(member *m);
 int cluster_apply(member *m, mvcc_store *mv, uint8_t kind, const uint8_t *req, size_t len,
@@ -285,6 +286,9 @@ waiter *member_propose_waiter(member *m, api_call *call, uint8_t kind, const uin
 /* The member's own proposal, made from the apply path: queued, and proposed
  * once the current batch is handed back to the core (raft_advance). */
 void member_propose_later(member *m, uint8_t kind, const uint8_t *req, size_t len);
+/* Calls fn(m, a copy of data, len) once the batch being applied is done (it may propose). */
+void member_after_apply(member *m, void (*fn)(member *m, const uint8_t *data, size_t len),
+                        const uint8_t *data, size_t len);
 /* The same for one message of a stream: the answer is sent on the stream. */
 void member_propose_stream(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len);
 /* The client of a stream half-closed: end it now, or once the requests it still waits for
