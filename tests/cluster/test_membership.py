@@ -25,6 +25,21 @@ def wait_for(pred, timeout=20):
     return False
 
 
+def add_learner(c, tmp_path, endpoint, extra=()):
+    """etcdctl member add m3 --learner through `endpoint`, then start m3 and wait until it
+    serves. Returns (the member, its id in hex, etcdctl's output)."""
+    cport, pport = free_ports(2)
+    new = Member("m3", cport, pport, str(tmp_path / "m3.cord"))
+    out = c.etcdctl("member", "add", "m3", "--learner", "--peer-urls", new.peer_url,
+                    endpoints=endpoint).stdout
+    m = re.search(r"Member\s+([0-9a-f]+) added to cluster\s+([0-9a-f]+)", out)
+    assert m, out
+    new.start(c.initial + ",m3=" + new.peer_url, state="existing", extra=extra)
+    c.members.append(new)
+    assert wait_for(new.healthy), open(new.log_path).read()[-3000:]
+    return new, m.group(1), out
+
+
 def test_add_learner_promote_remove(tmp_path):
     c = Cluster(tmp_path, 3)
     for m in c.members:
@@ -35,19 +50,9 @@ def test_add_learner_promote_remove(tmp_path):
     try:
         for i in range(120):  # several snapshots: the newcomer needs one
             c.etcdctl("put", "mk/%03d" % i, "v%d" % i)
-        lead = leader_endpoint(c)
-        cport, pport = free_ports(2)
-        new = Member("m3", cport, pport, str(tmp_path / "m3.cord"))
-        out = c.etcdctl("member", "add", "m3", "--learner", "--peer-urls", new.peer_url,
-                        endpoints=lead).stdout
-        m = re.search(r"Member\s+([0-9a-f]+) added to cluster\s+([0-9a-f]+)", out)
-        assert m, out
-        new_id = m.group(1)
+        new, new_id, out = add_learner(c, tmp_path, leader_endpoint(c),
+                                       extra=("--snapshot-count", "20"))
         assert 'ETCD_INITIAL_CLUSTER_STATE="existing"' in out
-        initial = c.initial + ",m3=" + new.peer_url
-        new.start(initial, state="existing", extra=("--snapshot-count", "20"))
-        c.members.append(new)
-        assert wait_for(new.healthy), open(new.log_path).read()[-3000:]
         ep = new.client_url
         assert wait_for(lambda: c.etcdctl("get", "mk/", "--prefix", "--keys-only",
                                            "--consistency=s", endpoints=ep).stdout.split()
@@ -94,16 +99,7 @@ def test_membership_through_followers(tmp_path):
         st = status(c)
         lid = st[0]["Status"]["leader"]
         f1, f2 = [s["Endpoint"] for s in st if s["Status"]["header"]["member_id"] != lid]
-        cport, pport = free_ports(2)
-        new = Member("m3", cport, pport, str(tmp_path / "m3.cord"))
-        out = c.etcdctl("member", "add", "m3", "--learner", "--peer-urls", new.peer_url,
-                        endpoints=f1).stdout
-        m = re.search(r"Member\s+([0-9a-f]+) added to cluster", out)
-        assert m, out
-        new_id = m.group(1)
-        new.start(c.initial + ",m3=" + new.peer_url, state="existing")
-        c.members.append(new)
-        assert wait_for(new.healthy), open(new.log_path).read()[-3000:]
+        new, new_id, _ = add_learner(c, tmp_path, f1)
         # refusals come back from the leader with its status and text
         p = c.etcdctl("member", "remove", "1234", endpoints=f2, check=False)
         assert p.returncode != 0 and "etcdserver: member not found" in p.stderr, p.stderr

@@ -343,17 +343,25 @@ static void put_with_lease(mvcc_store *s, const char *k, int64_t lease)
     mvcc_arena_reset(&a);
 }
 
+/* A lease table on a store in `dir`, the store asking the table whether a lease exists; the
+ * records are loaded. */
+static void open_with_leases(const char *dir, lease_table **t, mvcc_store **s)
+{
+    assert_int_equal(lease_table_new(NULL, t, NULL), LEASE_OK);
+    mvcc_options mo = {.lease_exists = lease_exists_cb, .lease_ctx = *t};
+    assert_int_equal(mvcc_open(dir, &mo, s, NULL), MVCC_OK);
+    cord_error err = {0};
+    assert_int_equal(lease_load(*t, *s, &err), LEASE_OK);
+}
+
 static void test_persist_and_reload(void **state)
 {
     (void)state;
     char *dir = mvt_tmpdir("lease");
     lease_table *t;
-    assert_int_equal(lease_table_new(NULL, &t, NULL), LEASE_OK);
-    mvcc_options mo = {.lease_exists = lease_exists_cb, .lease_ctx = t};
     mvcc_store *s;
-    assert_int_equal(mvcc_open(dir, &mo, &s, NULL), MVCC_OK);
+    open_with_leases(dir, &t, &s);
     cord_error err = {0};
-    assert_int_equal(lease_load(t, s, &err), LEASE_OK);
     assert_int_equal(lease_count(t), 0);
 
     /* apply in a batch: grant two leases, attach keys */
@@ -402,10 +410,7 @@ static void test_persist_and_reload(void **state)
     /* close and reopen: id2 comes back with its TTL */
     mvcc_close(s);
     lease_table_free(t);
-    assert_int_equal(lease_table_new(NULL, &t, NULL), LEASE_OK);
-    mo.lease_ctx = t;
-    assert_int_equal(mvcc_open(dir, &mo, &s, NULL), MVCC_OK);
-    assert_int_equal(lease_load(t, s, &err), LEASE_OK);
+    open_with_leases(dir, &t, &s);
     assert_int_equal(lease_count(t), 1);
     int64_t ttl;
     assert_int_equal(lease_ttl(t, id2, &ttl), LEASE_OK);
@@ -453,12 +458,9 @@ static void test_writes_after_defrag(void **state)
     (void)state;
     char *dir = mvt_tmpdir("lease-defrag");
     lease_table *t;
-    assert_int_equal(lease_table_new(NULL, &t, NULL), LEASE_OK);
-    mvcc_options mo = {.lease_exists = lease_exists_cb, .lease_ctx = t};
     mvcc_store *s;
-    assert_int_equal(mvcc_open(dir, &mo, &s, NULL), MVCC_OK);
+    open_with_leases(dir, &t, &s);
     cord_error err = {0};
-    assert_int_equal(lease_load(t, s, &err), LEASE_OK);
     assert_int_equal(lease_grant(t, 11, 30, 1, 0, NULL, NULL, &err), LEASE_OK);
     put_with_lease(s, "a", 11);
 

@@ -251,6 +251,41 @@ static void test_new_refuses_bad_arguments(void **state)
     assert_null(raft_new(&c, NULL, &rs, err, sizeof err));
 }
 
+/* A restored log of n entries (at most 200), index i + 1 at term t1, from index first_t2 on
+ * at term t2, each 8 bytes of data; entry 1 is the configuration 1,2,3 and entry conf_at the
+ * configuration 1,2,3,4. Entries at or below unloaded_through but configurations come
+ * without data, as storage hands them over (raft_restore.unloaded_through). */
+typedef struct restored_log {
+    raft_entry es[200];
+    uint8_t data[200][8];
+    uint8_t cb[4 + 8 * 3 * RAFT_MAX_MEMBERS], gb[4 + 8 * 3 * RAFT_MAX_MEMBERS];
+    raft_conf boot, grown;
+} restored_log;
+
+static void restored_log_fill(restored_log *l, int n, uint64_t t1, uint64_t first_t2, uint64_t t2,
+                              int conf_at, uint64_t unloaded_through)
+{
+    memset(l->es, 0, sizeof l->es);
+    l->boot = fx_mkconf("1,2,3", NULL);
+    l->grown = fx_mkconf("1,2,3,4", NULL);
+    for (int i = 0; i < n; i++) {
+        raft_entry *e = &l->es[i];
+        e->index = 1 + (uint64_t)i;
+        e->term = e->index < first_t2 ? t1 : t2;
+        e->type = RAFT_ENTRY_NORMAL;
+        memset(l->data[i], 'a' + i % 26, sizeof l->data[i]);
+        bool unloaded = e->index <= unloaded_through;
+        e->data = unloaded ? NULL : l->data[i];
+        e->len = unloaded ? 0 : sizeof l->data[i];
+    }
+    l->es[0].type = RAFT_ENTRY_CONF;
+    l->es[0].data = l->cb;
+    l->es[0].len = (uint32_t)raft_conf_encode(&l->boot, l->cb);
+    l->es[conf_at - 1].type = RAFT_ENTRY_CONF;
+    l->es[conf_at - 1].data = l->gb;
+    l->es[conf_at - 1].len = (uint32_t)raft_conf_encode(&l->grown, l->gb);
+}
+
 /* A restart with a log larger than log_mem_bytes: the applied entries leave memory as they
  * are restored (their terms stay), the committed configurations in them still take effect,
  * and the committed entries after the applied index are handed out, in memory. */
@@ -260,30 +295,14 @@ static void test_restore_keeps_the_log_bounded(void **state)
     raft_config c = fx_config();
     c.id = 1;
     c.log_mem_bytes = 64;
-    raft_conf boot = fx_mkconf("1,2,3", NULL), grown = fx_mkconf("1,2,3,4", NULL);
-    uint8_t cb[4 + 8 * 3 * RAFT_MAX_MEMBERS], gb[sizeof cb];
-    uint8_t data[200][8];
-    raft_entry es[200];
-    memset(es, 0, sizeof es);
-    for (int i = 0; i < 200; i++) {
-        es[i].index = 1 + (uint64_t)i;
-        es[i].term = i < 100 ? 1 : 2;
-        es[i].type = RAFT_ENTRY_NORMAL;
-        memset(data[i], 'a' + i % 26, sizeof data[i]);
-        es[i].data = data[i];
-        es[i].len = sizeof data[i];
-    }
-    es[0].type = RAFT_ENTRY_CONF;
-    es[0].data = cb;
-    es[0].len = (uint32_t)raft_conf_encode(&boot, cb);
-    es[149].type = RAFT_ENTRY_CONF; /* index 150, applied: its entry leaves memory */
-    es[149].data = gb;
-    es[149].len = (uint32_t)raft_conf_encode(&grown, gb);
+    static restored_log l;
+    restored_log_fill(&l, 200, 1, 101, 2, 150, 0); /* 150: applied, its entry leaves memory */
+    uint8_t(*data)[8] = l.data;
     raft_restore rs;
     memset(&rs, 0, sizeof rs);
     rs.hard_state.term = 2;
     rs.hard_state.commit = 198;
-    rs.entries = es;
+    rs.entries = l.es;
     rs.n_entries = 200;
     rs.applied = 190;
     char err[128];
@@ -298,7 +317,7 @@ static void test_restore_keeps_the_log_bounded(void **state)
     assert_int_equal(raft_log_term(r, 150), 2);
     const raft_entry *e;
     assert_int_not_equal(raft_log_entry(r, 150, &e), 0);
-    assert_true(fx_conf_equal(raft_get_conf(r), &grown));
+    assert_true(fx_conf_equal(raft_get_conf(r), &l.grown));
     /* 191..198 are committed and not applied: handed out at once */
     assert_true(raft_has_ready(r));
     struct raft_ready rd;
@@ -314,7 +333,7 @@ static void test_restore_keeps_the_log_bounded(void **state)
     assert_non_null(r);
     raft_get_status(r, &st);
     assert_int_equal(st.first_index, 1);
-    assert_true(fx_conf_equal(raft_get_conf(r), &grown));
+    assert_true(fx_conf_equal(raft_get_conf(r), &l.grown));
     raft_free(r);
 }
 
@@ -325,26 +344,10 @@ static void test_restore_with_unloaded_entries(void **state)
     (void)state;
     raft_config c = fx_config();
     c.id = 1;
-    raft_conf boot = fx_mkconf("1,2,3", NULL), grown = fx_mkconf("1,2,3,4", NULL);
-    uint8_t cb[4 + 8 * 3 * RAFT_MAX_MEMBERS], gb[sizeof cb];
-    uint8_t data[100][8];
-    raft_entry es[100];
-    memset(es, 0, sizeof es);
-    for (int i = 0; i < 100; i++) {
-        es[i].index = 1 + (uint64_t)i;
-        es[i].term = i < 40 ? 1 : 3;
-        es[i].type = RAFT_ENTRY_NORMAL;
-        memset(data[i], 'a' + i % 26, sizeof data[i]);
-        bool unloaded = es[i].index <= 60;
-        es[i].data = unloaded ? NULL : data[i];
-        es[i].len = unloaded ? 0 : sizeof data[i];
-    }
-    es[0].type = RAFT_ENTRY_CONF;
-    es[0].data = cb;
-    es[0].len = (uint32_t)raft_conf_encode(&boot, cb);
-    es[49].type = RAFT_ENTRY_CONF; /* index 50, unloaded: configurations keep their data */
-    es[49].data = gb;
-    es[49].len = (uint32_t)raft_conf_encode(&grown, gb);
+    static restored_log l;
+    restored_log_fill(&l, 100, 1, 41, 3, 50, 60); /* 50: unloaded, configurations keep data */
+    uint8_t(*data)[8] = l.data;
+    raft_entry *es = l.es;
     raft_restore rs;
     memset(&rs, 0, sizeof rs);
     rs.hard_state.term = 3;
@@ -368,7 +371,7 @@ static void test_restore_with_unloaded_entries(void **state)
     assert_int_not_equal(raft_log_entry(r, 60, &e), 0);
     assert_int_equal(raft_log_entry(r, 61, &e), 0);
     assert_memory_equal(e->data, data[60], 8);
-    assert_true(fx_conf_equal(raft_get_conf(r), &grown));
+    assert_true(fx_conf_equal(raft_get_conf(r), &l.grown));
     assert_true(raft_has_ready(r));
     struct raft_ready rd;
     raft_ready(r, &rd);
