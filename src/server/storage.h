@@ -115,12 +115,16 @@ enum storage_status {
     STORAGE_EBADCMD = -9, /* (apply result only) the entry's command did not decode */
 };
 
-#define STORAGE_SNAP_KEEP_DEFAULT 2
+/* One snapshot file is enough: a restart needs the newest (the WAL is released up to it), and
+ * a leader streaming an older one to a follower keeps its file open, or starts over with the
+ * newest when a chunk cannot be read. Each file is a copy of the store: a second one doubled
+ * what the snapshots took on disk. */
+#define STORAGE_SNAP_KEEP_DEFAULT 1
 
 typedef struct storage_options {
     wal_options wal;   /* all zero: defaults */
     mvcc_options mvcc; /* all zero: defaults */
-    size_t snap_keep;  /* snapshot files kept by storage_take_snapshot; 0: default 2 */
+    size_t snap_keep;  /* snapshot files kept by storage_take_snapshot; 0: default 1 */
     /* A snapshot's data is the store's file as it is while at most this share of it is free
      * pages, else a compacting copy (percent, 1-100; 0: default 25). */
     unsigned snapshot_image_max_free_percent;

@@ -541,6 +541,46 @@ static void test_restart_leaves_applied_entries_on_disk(void **state)
     node_close(&n);
 }
 
+/* Only the newest snapshot file stays. A transfer that has the replaced one open reads on;
+ * asking for it afresh finds nothing (the leader then starts over with the newest). */
+static void test_one_snapshot_file(void **state)
+{
+    (void)state;
+    node n;
+    cord_error err;
+    acks k = {.fd = -1};
+    assert_int_equal(node_open(&n, tu_tmp, 10, WAL_SEGMENT_BYTES_MIN, &err), STORAGE_OK);
+    node_elect(&n, &k);
+    put_range(&n, &k, 0, 0, 40, 3);
+    uint64_t old_index, s_index, s_term;
+    storage_snapshot_get(n.st, &old_index, &s_term);
+    assert_true(old_index > 20);
+    char snapdir[1200];
+    snprintf(snapdir, sizeof snapdir, "%s/member/snap", tu_tmp);
+    assert_int_equal(tu_count_suffix(snapdir, ".snap"), 1);
+    uint8_t head[16], more[16];
+    size_t got = 0;
+    assert_int_equal(storage_read_snapshot_chunk(n.st, old_index, 0, 8, head, &got, &err),
+                     STORAGE_OK);
+    assert_memory_equal(head, "cordsnap", 8);
+
+    put_range(&n, &k, 0, 40, 80, 3);
+    storage_snapshot_get(n.st, &s_index, &s_term);
+    assert_true(s_index > old_index);
+    assert_int_equal(tu_count_suffix(snapdir, ".snap"), 1);
+    /* the open transfer goes on */
+    assert_int_equal(storage_read_snapshot_chunk(n.st, old_index, 8, 8, more, &got, &err),
+                     STORAGE_OK);
+    assert_int_equal(got, 8);
+    /* the newest is there; once the reader moved to it, the old one is gone */
+    assert_int_equal(storage_read_snapshot_chunk(n.st, s_index, 0, 8, head, &got, &err),
+                     STORAGE_OK);
+    assert_memory_equal(head, "cordsnap", 8);
+    assert_int_equal(storage_read_snapshot_chunk(n.st, old_index, 0, 8, head, &got, &err),
+                     STORAGE_ENOENT);
+    node_close(&n);
+}
+
 static void test_snapshots_and_restart(void **state)
 {
     (void)state;
@@ -557,8 +597,7 @@ static void test_snapshots_and_restart(void **state)
     path_join(member, sizeof member, tu_tmp, "member");
     path_join(snapdir, sizeof snapdir, member, "snap");
     path_join(waldir, sizeof waldir, member, "wal");
-    assert_true(tu_count_suffix(snapdir, ".snap") >= 1);
-    assert_true(tu_count_suffix(snapdir, ".snap") <= STORAGE_SNAP_KEEP_DEFAULT);
+    assert_int_equal(tu_count_suffix(snapdir, ".snap"), STORAGE_SNAP_KEEP_DEFAULT);
     assert_int_equal(tu_count_suffix(snapdir, ".tmp"), 0);
     /* covered segments were released: 300 entries of ~90 bytes need ~8 */
     assert_true(tu_count_suffix(waldir, ".wal") <= 4);
@@ -1364,6 +1403,7 @@ int main(int argc, char **argv)
         TU_TMP_TEST(test_restart_state_equal),
         TU_TMP_TEST(test_restart_leaves_applied_entries_on_disk),
         TU_TMP_TEST(test_snapshots_and_restart),
+        TU_TMP_TEST(test_one_snapshot_file),
         TU_TMP_TEST(test_store_behind_snapshot),
         TU_TMP_TEST(test_unsynced_store_with_snapshot),
         TU_TMP_TEST(test_unsynced_store_log_only),
