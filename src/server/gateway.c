@@ -20,6 +20,8 @@
 #include "api/pbjson.h"
 #include "etcdserverpb/rpc.pb-c.h"
 #include "server/member_internal.h"
+#include "v3electionpb/v3election.pb-c.h"
+#include "v3lockpb/v3lock.pb-c.h"
 
 typedef struct gw_route {
     const char *http_path;
@@ -30,60 +32,71 @@ typedef struct gw_route {
     bool stays_open; /* the request side stays open after the body (etcd's watch) */
 } gw_route;
 
-/* Every route once: HTTP path, gRPC method (after "/etcdserverpb."), request and response
- * message (etcdserverpb__NAME__descriptor), streaming, stays_open. */
+/* Every route once: HTTP path, protobuf package, gRPC method (after "/package."), request and
+ * response message (package__NAME__descriptor), streaming, stays_open. */
 #define GW_ROUTES(X)                                                                               \
-    X("/v3/kv/range", "KV/Range", range_request, range_response, false, false)                     \
-    X("/v3/kv/put", "KV/Put", put_request, put_response, false, false)                             \
-    X("/v3/kv/deleterange", "KV/DeleteRange", delete_range_request, delete_range_response, false,  \
-      false)                                                                                       \
-    X("/v3/kv/txn", "KV/Txn", txn_request, txn_response, false, false)                             \
-    X("/v3/kv/compaction", "KV/Compact", compaction_request, compaction_response, false, false)    \
-    X("/v3/lease/grant", "Lease/LeaseGrant", lease_grant_request, lease_grant_response, false,     \
-      false)                                                                                       \
-    X("/v3/lease/revoke", "Lease/LeaseRevoke", lease_revoke_request, lease_revoke_response, false, \
-      false)                                                                                       \
-    X("/v3/kv/lease/revoke", "Lease/LeaseRevoke", lease_revoke_request, lease_revoke_response,     \
+    X("/v3/kv/range", etcdserverpb, "KV/Range", range_request, range_response, false, false)       \
+    X("/v3/kv/put", etcdserverpb, "KV/Put", put_request, put_response, false, false)               \
+    X("/v3/kv/deleterange", etcdserverpb, "KV/DeleteRange", delete_range_request,                  \
+      delete_range_response, false, false)                                                         \
+    X("/v3/kv/txn", etcdserverpb, "KV/Txn", txn_request, txn_response, false, false)               \
+    X("/v3/kv/compaction", etcdserverpb, "KV/Compact", compaction_request, compaction_response,    \
       false, false)                                                                                \
-    X("/v3/lease/timetolive", "Lease/LeaseTimeToLive", lease_time_to_live_request,                 \
+    X("/v3/lease/grant", etcdserverpb, "Lease/LeaseGrant", lease_grant_request,                    \
+      lease_grant_response, false, false)                                                          \
+    X("/v3/lease/revoke", etcdserverpb, "Lease/LeaseRevoke", lease_revoke_request,                 \
+      lease_revoke_response, false, false)                                                         \
+    X("/v3/kv/lease/revoke", etcdserverpb, "Lease/LeaseRevoke", lease_revoke_request,              \
+      lease_revoke_response, false, false)                                                         \
+    X("/v3/lease/timetolive", etcdserverpb, "Lease/LeaseTimeToLive", lease_time_to_live_request,   \
       lease_time_to_live_response, false, false)                                                   \
-    X("/v3/kv/lease/timetolive", "Lease/LeaseTimeToLive", lease_time_to_live_request,              \
-      lease_time_to_live_response, false, false)                                                   \
-    X("/v3/lease/leases", "Lease/LeaseLeases", lease_leases_request, lease_leases_response, false, \
-      false)                                                                                       \
-    X("/v3/kv/lease/leases", "Lease/LeaseLeases", lease_leases_request, lease_leases_response,     \
-      false, false)                                                                                \
-    X("/v3/watch", "Watch/Watch", watch_request, watch_response, true, true)                       \
-    X("/v3/cluster/member/list", "Cluster/MemberList", member_list_request, member_list_response,  \
-      false, false)                                                                                \
-    X("/v3/maintenance/status", "Maintenance/Status", status_request, status_response, false,      \
-      false)                                                                                       \
-    X("/v3/lease/keepalive", "Lease/LeaseKeepAlive", lease_keep_alive_request,                     \
+    X("/v3/kv/lease/timetolive", etcdserverpb, "Lease/LeaseTimeToLive",                            \
+      lease_time_to_live_request, lease_time_to_live_response, false, false)                       \
+    X("/v3/lease/leases", etcdserverpb, "Lease/LeaseLeases", lease_leases_request,                 \
+      lease_leases_response, false, false)                                                         \
+    X("/v3/kv/lease/leases", etcdserverpb, "Lease/LeaseLeases", lease_leases_request,              \
+      lease_leases_response, false, false)                                                         \
+    X("/v3/watch", etcdserverpb, "Watch/Watch", watch_request, watch_response, true, true)         \
+    X("/v3/cluster/member/list", etcdserverpb, "Cluster/MemberList", member_list_request,          \
+      member_list_response, false, false)                                                          \
+    X("/v3/maintenance/status", etcdserverpb, "Maintenance/Status", status_request,                \
+      status_response, false, false)                                                               \
+    X("/v3/lease/keepalive", etcdserverpb, "Lease/LeaseKeepAlive", lease_keep_alive_request,       \
       lease_keep_alive_response, true, false)                                                      \
-    X("/v3/cluster/member/add", "Cluster/MemberAdd", member_add_request, member_add_response,      \
-      false, false)                                                                                \
-    X("/v3/cluster/member/remove", "Cluster/MemberRemove", member_remove_request,                  \
+    X("/v3/cluster/member/add", etcdserverpb, "Cluster/MemberAdd", member_add_request,             \
+      member_add_response, false, false)                                                           \
+    X("/v3/cluster/member/remove", etcdserverpb, "Cluster/MemberRemove", member_remove_request,    \
       member_remove_response, false, false)                                                        \
-    X("/v3/cluster/member/update", "Cluster/MemberUpdate", member_update_request,                  \
+    X("/v3/cluster/member/update", etcdserverpb, "Cluster/MemberUpdate", member_update_request,    \
       member_update_response, false, false)                                                        \
-    X("/v3/cluster/member/promote", "Cluster/MemberPromote", member_promote_request,               \
+    X("/v3/cluster/member/promote", etcdserverpb, "Cluster/MemberPromote", member_promote_request, \
       member_promote_response, false, false)                                                       \
-    X("/v3/maintenance/alarm", "Maintenance/Alarm", alarm_request, alarm_response, false, false)   \
-    X("/v3/maintenance/defragment", "Maintenance/Defragment", defragment_request,                  \
+    X("/v3/maintenance/alarm", etcdserverpb, "Maintenance/Alarm", alarm_request, alarm_response,   \
+      false, false)                                                                                \
+    X("/v3/maintenance/defragment", etcdserverpb, "Maintenance/Defragment", defragment_request,    \
       defragment_response, false, false)                                                           \
-    X("/v3/maintenance/hash", "Maintenance/Hash", hash_request, hash_response, false, false)       \
-    X("/v3/maintenance/hashkv", "Maintenance/HashKV", hash_kvrequest, hash_kvresponse, false,      \
-      false)                                                                                       \
-    X("/v3/maintenance/transfer-leadership", "Maintenance/MoveLeader", move_leader_request,        \
-      move_leader_response, false, false)
+    X("/v3/maintenance/hash", etcdserverpb, "Maintenance/Hash", hash_request, hash_response,       \
+      false, false)                                                                                \
+    X("/v3/maintenance/hashkv", etcdserverpb, "Maintenance/HashKV", hash_kvrequest,                \
+      hash_kvresponse, false, false)                                                               \
+    X("/v3/maintenance/transfer-leadership", etcdserverpb, "Maintenance/MoveLeader",               \
+      move_leader_request, move_leader_response, false, false)                                     \
+    X("/v3/lock/lock", v3lockpb, "Lock/Lock", lock_request, lock_response, false, false)           \
+    X("/v3/lock/unlock", v3lockpb, "Lock/Unlock", unlock_request, unlock_response, false, false)   \
+    X("/v3/election/campaign", v3electionpb, "Election/Campaign", campaign_request,                \
+      campaign_response, false, false)                                                             \
+    X("/v3/election/proclaim", v3electionpb, "Election/Proclaim", proclaim_request,                \
+      proclaim_response, false, false)                                                             \
+    X("/v3/election/leader", v3electionpb, "Election/Leader", leader_request, leader_response,     \
+      false, false)                                                                                \
+    X("/v3/election/observe", v3electionpb, "Election/Observe", leader_request, leader_response,   \
+      true, false)                                                                                 \
+    X("/v3/election/resign", v3electionpb, "Election/Resign", resign_request, resign_response,     \
+      false, false)
 
-#define GW_TABLE_ROW(path, method, req, resp, streaming, stays_open)                               \
-    {path,                                                                                         \
-     "/etcdserverpb." method,                                                                      \
-     &etcdserverpb__##req##__descriptor,                                                           \
-     &etcdserverpb__##resp##__descriptor,                                                          \
-     streaming,                                                                                    \
-     stays_open},
+#define GW_TABLE_ROW(path, pkg, method, req, resp, streaming, stays_open)                          \
+    {path,      "/" #pkg "." method, &pkg##__##req##__descriptor, &pkg##__##resp##__descriptor,    \
+     streaming, stays_open},
 static const gw_route gw_table[] = {GW_ROUTES(GW_TABLE_ROW)};
 _Static_assert(sizeof gw_table / sizeof gw_table[0] == GATEWAY_N_ROUTES,
                "GATEWAY_N_ROUTES is the number of GW_ROUTES");
@@ -561,6 +574,6 @@ static void gw_handle(api_http_req *r, void *ud)
     gw_maybe_free(g);
 }
 
-#define GW_HTTP_ROUTE(path, method, req, resp, streaming, stays_open)                              \
+#define GW_HTTP_ROUTE(path, pkg, method, req, resp, streaming, stays_open)                         \
     {"POST", path, gw_handle, NULL},
 const api_http_route gateway_routes[GATEWAY_N_ROUTES] = {GW_ROUTES(GW_HTTP_ROUTE)};

@@ -1177,10 +1177,10 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
         routes[i].ud = m;
     api_method methods[64];
     size_t n_methods = 0;
-    const api_method *tables[] = {kv_methods, maint_methods, watch_methods, lease_methods,
-                                  cluster_methods};
-    const size_t sizes[] = {kv_n_methods, maint_n_methods, watch_n_methods, lease_n_methods,
-                            cluster_n_methods};
+    const api_method *tables[] = {kv_methods,    maint_methods,   watch_methods,
+                                  lease_methods, cluster_methods, conc_methods};
+    const size_t sizes[] = {kv_n_methods,    maint_n_methods,   watch_n_methods,
+                            lease_n_methods, cluster_n_methods, conc_n_methods};
     for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++)
         for (size_t i = 0; i < sizes[t] && n_methods < 64; i++) {
             methods[n_methods] = tables[t][i];
@@ -1211,6 +1211,7 @@ int member_start(uv_loop_t *loop, const config *cfg, member **out, cord_error *e
     uv_prepare_init(loop, &m->prepare);
     m->prepare.data = m;
     uv_prepare_start(&m->prepare, on_prepare);
+    conc_svc_init(m);
     log_info("member %016" PRIx64 " (%s) of cluster %016" PRIx64
              " serving clients on %s, peers on %s, data in %s",
              m->id, cfg->name, m->cluster_id, cfg->listen_client_urls, cfg->listen_peer_urls,
@@ -1279,7 +1280,7 @@ void member_stop(member *m, void (*done)(void *), void *arg)
     s->m = m;
     s->done = done;
     s->arg = arg;
-    s->pending = 8;
+    s->pending = 9;
     if (m->sync_inflight) {
         s->pending++; /* the worker finishes first; sync_done calls stop_step */
         m->stop = s;
@@ -1310,6 +1311,9 @@ void member_stop(member *m, void (*done)(void *), void *arg)
     uv_close((uv_handle_t *)&m->writeback_timer, on_handle_closed);
     uv_close((uv_handle_t *)&m->tick_timer, on_handle_closed);
     uv_close((uv_handle_t *)&m->prepare, on_handle_closed);
+    conc_svc_stop(m);
+    m->conc_idle.data = s;
+    uv_close((uv_handle_t *)&m->conc_idle, on_handle_closed);
     transport_close(m->tr);
     api_server_stop(m->api, on_api_stopped, s);
 }

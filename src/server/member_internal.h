@@ -181,6 +181,10 @@ struct member {
     size_t watch_cap;
     uv_timer_t watch_sync_timer, watch_progress_timer;
 
+    /* Lock and Election (conc_svc.c): calls whose internal request was answered */
+    uv_idle_t conc_idle;
+    struct conc_op *conc_ready;
+
     /* metrics */
     uint64_t proposals_committed, proposals_failed, leader_changes;
     raft_id last_leader;
@@ -258,6 +262,13 @@ int lease_apply_from(member *m, mvcc_store *mv, uint64_t index, uint8_t kind, co
                      size_t *msg_len, uint64_t origin, uint64_t req_id);
 void lease_svc_on_leader_change(member *m, bool leader);
 void lease_svc_tick(member *m);
+
+/* conc_svc.c: the Lock and Election services (etcd's concurrency recipes, run against this
+ * member's own services). */
+extern const api_method conc_methods[];
+extern const size_t conc_n_methods;
+void conc_svc_init(member *m);
+void conc_svc_stop(member *m);
 
 /* kv.c: the KV service. */
 extern const api_method kv_methods[];
