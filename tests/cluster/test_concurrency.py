@@ -1,6 +1,7 @@
 """etcd's Lock and Election services (v3lockpb, v3electionpb) on a 3-member cluster, called
 through every member, and the same calls against a real etcd 3.4 with the same answers."""
 import json
+import signal
 import threading
 import time
 import urllib.request
@@ -9,7 +10,7 @@ import etcd3
 import grpc
 import pytest
 
-from concpb import Conc
+from concpb import Conc, dec, one
 from conftest import Cluster
 from test_etcd_diff import etcd  # noqa: F401 - the fixture: a fresh single etcd member
 
@@ -129,6 +130,48 @@ def test_lock_whose_session_expired(cluster3):
     held.revoke()
     a.close()
     b.close()
+
+
+def test_lock_waiter_outlives_the_leader(tmp_path):
+    """The leader is killed while a Lock waits on a follower: once the holder unlocks through
+    the new leader's cluster, the waiter holds the lock."""
+    c = Cluster(tmp_path, 3)
+    c.start()
+    try:
+        st = c.status()
+        leader_id = st[0]["Status"]["leader"]
+        ids = {s["Endpoint"]: s["Status"]["header"]["member_id"] for s in st}
+        lead = next(m for m in c.members if ids[m.client_url] == leader_id)
+        f1, f2 = [m for m in c.members if m is not lead]
+        holder, waiter = Conc("127.0.0.1:%d" % f1.client_port), Conc("127.0.0.1:%d" % f2.client_port)
+        key, _ = holder.lock("lf")
+        fut = waiter.lock_future("lf", timeout=60)
+        time.sleep(0.5)
+        assert not fut.done()
+        lead.stop(sig=signal.SIGKILL)
+        wait_until(lambda: f1.healthy() and f2.healthy(), 15, "a new leader")
+        deadline = time.time() + 15
+        while True:  # the first try may meet the election
+            try:
+                holder.unlock(key)
+                break
+            except grpc.RpcError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        r = one(dec(fut.result()), 2)
+        assert r.startswith(b"lf/") and r != key
+        kv = etcd3.client(host="127.0.0.1", port=f1.client_port, timeout=10)
+        assert [m.key for _, m in kv.get_prefix("lf/")] == [r]
+        lead.start(c.initial)
+        c.wait_healthy(30)
+        kv3 = etcd3.client(host="127.0.0.1", port=lead.client_port, timeout=10)
+        wait_until(lambda: [m.key for _, m in kv3.get_prefix("lf/", serializable=True)] == [r],
+                   15, "the restarted member has the waiter's key")
+        holder.close()
+        waiter.close()
+    finally:
+        c.stop()
 
 
 def test_election(cluster3):
