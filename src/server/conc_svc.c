@@ -51,7 +51,6 @@ struct conc_op {
     api_call *ic;
     bool ic_watch;
     conc_step next;
-    bool queued; /* answered: waits in m->conc_ready */
     conc_op *ready_next;
     int ic_status;
     char *ic_message;
@@ -73,8 +72,6 @@ struct conc_op {
     bool own_key; /* our key may exist: delete it on failure (Lock) or cancel */
     uint8_t *hdr; /* packed ResponseHeader of the step that decides the answer */
     size_t hdr_len;
-    uint8_t *watch_key; /* Observe: the leader key being followed */
-    size_t watch_key_len;
 };
 
 static void op_free(conc_op *op)
@@ -86,7 +83,6 @@ static void op_free(conc_op *op)
     free(op->key);
     free(op->value);
     free(op->hdr);
-    free(op->watch_key);
     free(op);
 }
 
@@ -139,7 +135,6 @@ static void on_conc_idle(uv_idle_t *h)
         conc_op *op = m->conc_ready;
         m->conc_ready = op->ready_next;
         op->ready_next = NULL;
-        op->queued = false;
         ic_complete(op);
     }
     if (!m->conc_ready)
@@ -155,7 +150,6 @@ static void op_queue(conc_op *op)
         op_free(op);
         return;
     }
-    op->queued = true;
     op->ready_next = m->conc_ready;
     m->conc_ready = op;
     if (!uv_is_active((uv_handle_t *)&m->conc_idle))
@@ -229,8 +223,9 @@ static void watch_message(void *ctx, const uint8_t *msg, size_t len)
     if (end) {
         ic_keep_reply(op, msg, len);
         ic_end(op, 0, "");
-    } else if (any && op->kind == K_OBSERVE && op->call) {
-        /* following a leader: each of its puts is news (see observe_event) */
+    } else if (any && op->kind == K_OBSERVE && !op->want_put && op->call) {
+        /* following a leader: each of its puts is news (see observe_event); while waiting for
+         * a first leader, deletes under the prefix are ignored, as etcd's observe does */
         conc_step fn = op->next;
         fn(op, -1, "", msg, len);
     }
@@ -313,7 +308,7 @@ static void start_watch(conc_op *op, const uint8_t *key, size_t key_len, bool pr
     ic_start(op, "/etcdserverpb.Watch/Watch", &wr.base, true, next);
 }
 
-/* Txn: if our key's create revision is `create_rev`, then `then_op` (and `then_op2`). */
+/* Txn: if our key's create revision is `create_rev`, then `then_ops`, else `else_ops`. */
 static void start_guarded(conc_op *op, int64_t create_rev, Etcdserverpb__RequestOp **then_ops,
                           size_t n_then, Etcdserverpb__RequestOp **else_ops, size_t n_else,
                           conc_step next)

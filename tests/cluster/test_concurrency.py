@@ -237,6 +237,21 @@ def test_observe_waits_for_a_first_leader(cluster3):
     o.close()
 
 
+def test_observe_ignores_deletes_before_a_leader(cluster3):
+    """The watch for a first leader starts at the revision of the read that found none; a
+    delete at that revision is not a leader (etcd's observe skips it too)."""
+    eps = endpoints(cluster3)
+    kv = kv_client(cluster3)
+    kv.put("od/x", "not a campaign")
+    kv.delete("od/x")  # the newest revision: a delete under the prefix
+    o, a = Conc(eps[2]), Conc(eps[0])
+    obs = o.observe("od", timeout=30)
+    threading.Timer(0.5, lambda: a.campaign("od", "v")).start()
+    assert Conc.observed(next(obs))[0]["value"] == b"v"
+    obs.cancel()
+    o.close()
+
+
 def test_gateway_routes(cluster3):
     url = cluster3.members[1].client_url
 
