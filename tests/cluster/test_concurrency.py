@@ -69,6 +69,90 @@ def test_lock_excludes(cluster3):
     assert keys_under(cluster3, "ctr-lock/") == []
 
 
+def test_waiters_giving_up_at_every_step(cluster3):
+    """While one client holds the lock, eight clients on the three members ask for it with
+    deadlines of 1-50 ms, so that they give up during the lease grant, the txn or the wait:
+    each waiter's key is deleted by the server, and only the holder's stays."""
+    import random
+    eps = endpoints(cluster3)
+    holder = Conc(eps[0])
+    key, _ = holder.lock("gv")
+    rnd = random.Random(11)
+    deadlines = [[rnd.uniform(0.001, 0.05) for _ in range(10)] for _ in range(8)]
+    errors = []
+
+    def worker(i):
+        c = Conc(eps[i % 3])
+        try:
+            for dl in deadlines[i]:
+                with pytest.raises(grpc.RpcError) as e:
+                    c.lock("gv", timeout=dl)
+                assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, e.value
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    wait_until(lambda: keys_under(cluster3, "gv/") == [key], 10, "only the holder's key")
+    holder.unlock(key)
+    holder.close()
+
+
+def test_lock_churn(cluster3):
+    """Eight clients, each with its own lease as clientv3's Session has, on the three members:
+    each round either holds the lock for a read-modify-write of a counter, or gives up after
+    a random deadline of 1-50 ms. A client that gives up may have been granted the lock just
+    as it left (the answer crossed its cancel: etcd's protocol cannot tell), so it unlocks
+    its key, name/<lease>, as clientv3's Mutex users do. Every update under the lock counts,
+    nothing deadlocks, and no key is left."""
+    import random
+    eps = endpoints(cluster3)
+    kv_client(cluster3).put("churn-ctr", "0")
+    done, errors = [], []
+    rnd = random.Random(12)
+    plans = [[rnd.random() < 0.4 for _ in range(12)] for _ in range(8)]
+    deadlines = [[rnd.uniform(0.001, 0.05) for _ in range(12)] for _ in range(8)]
+
+    def worker(i):
+        c, kv = Conc(eps[i % 3]), kv_client(cluster3, (i + 2) % 3)
+        lease = kv.lease(30)
+        mine = b"churn/%x" % lease.id
+        try:
+            for give_up, dl in zip(plans[i], deadlines[i]):
+                try:
+                    key, _ = c.lock("churn", lease=lease.id, timeout=dl if give_up else 60)
+                except grpc.RpcError as e:
+                    assert give_up and e.code() == grpc.StatusCode.DEADLINE_EXCEEDED, e
+                    c.unlock(mine)
+                    continue
+                assert key == mine
+                v = int(kv.get("churn-ctr")[0])
+                kv.put("churn-ctr", str(v + 1))
+                done.append(1)
+                c.unlock(key)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+        finally:
+            lease.revoke()
+            c.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert len(done) >= sum(not g for p in plans for g in p)
+    assert int(kv_client(cluster3).get("churn-ctr")[0]) == len(done)
+    assert keys_under(cluster3, "churn/") == []
+
+
 def test_waiting_lock_given_up_leaves_no_key(cluster3):
     eps = endpoints(cluster3)
     a, b = Conc(eps[0]), Conc(eps[1])
