@@ -339,6 +339,28 @@ static void start_delete_key(conc_op *op, conc_step next)
     ic_start(op, "/etcdserverpb.KV/DeleteRange", &rq.base, false, next);
 }
 
+/* A put of our key with our value and lease (the request op points at *put). */
+static void put_mine(const conc_op *op, Etcdserverpb__PutRequest *put, Etcdserverpb__RequestOp *rop)
+{
+    put->key.data = (uint8_t *)op->key;
+    put->key.len = op->key_len;
+    put->value.data = op->value;
+    put->value.len = op->value_len;
+    put->lease = op->lease;
+    rop->request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+    rop->request_put = put;
+}
+
+/* Election.Proclaim: put our value if our key still has our create revision. */
+static void start_proclaim(conc_op *op, conc_step next)
+{
+    Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
+    Etcdserverpb__RequestOp pop = ETCDSERVERPB__REQUEST_OP__INIT;
+    put_mine(op, &put, &pop);
+    Etcdserverpb__RequestOp *then_ops[1] = {&pop};
+    start_guarded(op, op->rev, then_ops, 1, NULL, 0, next);
+}
+
 static bool keep_header(conc_op *op, const Etcdserverpb__ResponseHeader *h)
 {
     free(op->hdr);
@@ -519,8 +541,8 @@ static void acquire_txn_done(conc_op *op, int status, const char *message, const
     if (!t || !t->header || (!t->succeeded && (!mine || mine->n_kvs == 0))) {
         if (t)
             etcdserverpb__txn_response__free_unpacked(t, NULL);
-        /* the key went between the compare and the read (its lease expired) */
-        op_fail(op, GRPC_UNKNOWN, "etcdserver: lock key vanished");
+        /* not a txn answer we asked for (the else branch reads the key its compare saw) */
+        op_fail(op, API_GRPC_INTERNAL, "etcdserver: unexpected txn response");
         return;
     }
     op->rev = t->succeeded ? t->header->revision : mine->kvs[0]->create_revision;
@@ -547,17 +569,7 @@ static void acquire_txn_done(conc_op *op, int status, const char *message, const
     }
     if (proclaim) {
         /* Election.Campaign: our key is there with another value: proclaim ours */
-        Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
-        put.key.data = (uint8_t *)op->key;
-        put.key.len = op->key_len;
-        put.value.data = op->value;
-        put.value.len = op->value_len;
-        put.lease = op->lease;
-        Etcdserverpb__RequestOp pop = ETCDSERVERPB__REQUEST_OP__INIT;
-        pop.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
-        pop.request_put = &put;
-        Etcdserverpb__RequestOp *then_ops[1] = {&pop};
-        start_guarded(op, op->rev, then_ops, 1, NULL, 0, proclaimed_at_campaign);
+        start_proclaim(op, proclaimed_at_campaign);
         return;
     }
     wait_deletes(op);
@@ -596,14 +608,8 @@ static void acquire_txn(conc_op *op)
     memcpy(op->key + op->pfx_len, hex, (size_t)hl + 1);
 
     Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
-    put.key.data = (uint8_t *)op->key;
-    put.key.len = op->key_len;
-    put.value.data = op->value;
-    put.value.len = op->value_len;
-    put.lease = op->lease;
     Etcdserverpb__RequestOp pop = ETCDSERVERPB__REQUEST_OP__INIT;
-    pop.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
-    pop.request_put = &put;
+    put_mine(op, &put, &pop);
 
     Etcdserverpb__RangeRequest get = ETCDSERVERPB__RANGE_REQUEST__INIT;
     get.key.data = (uint8_t *)op->key;
@@ -866,23 +872,17 @@ static void leader_txn(api_call *call, member *m, const V3electionpb__LeaderKey 
     op->key_len = lk->key.len;
     op->rev = lk->rev;
     op->lease = lk->lease;
-    Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
-    Etcdserverpb__DeleteRangeRequest del = ETCDSERVERPB__DELETE_RANGE_REQUEST__INIT;
-    Etcdserverpb__RequestOp rop = ETCDSERVERPB__REQUEST_OP__INIT;
     if (value) {
-        put.key.data = (uint8_t *)op->key;
-        put.key.len = op->key_len;
-        put.value.data = op->value;
-        put.value.len = value->len;
-        put.lease = op->lease;
-        rop.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
-        rop.request_put = &put;
-    } else {
-        del.key.data = (uint8_t *)op->key;
-        del.key.len = op->key_len;
-        rop.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE;
-        rop.request_delete_range = &del;
+        op->value_len = value->len;
+        start_proclaim(op, answer_header);
+        return;
     }
+    Etcdserverpb__DeleteRangeRequest del = ETCDSERVERPB__DELETE_RANGE_REQUEST__INIT;
+    del.key.data = (uint8_t *)op->key;
+    del.key.len = op->key_len;
+    Etcdserverpb__RequestOp rop = ETCDSERVERPB__REQUEST_OP__INIT;
+    rop.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE;
+    rop.request_delete_range = &del;
     Etcdserverpb__RequestOp *then_ops[1] = {&rop};
     start_guarded(op, op->rev, then_ops, 1, NULL, 0, answer_header);
 }
