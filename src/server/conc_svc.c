@@ -63,7 +63,7 @@ struct conc_op {
     size_t pfx_len;
     uint8_t *name;
     size_t name_len;
-    char *key; /* NUL-terminated copy of our key (name/<hex lease>) */
+    char *key; /* our key (name/<hex lease>, or the one the request names) */
     size_t key_len;
     uint8_t *value;
     size_t value_len;
@@ -84,6 +84,29 @@ static void op_free(conc_op *op)
     free(op->value);
     free(op->hdr);
     free(op);
+}
+
+/* The client has its answer: forget its call, free the op (its key, if any, stays). */
+static void op_done(conc_op *op)
+{
+    api_call_set_ud(op->call, NULL);
+    op->call = NULL;
+    op_free(op);
+}
+
+/* op->key = a ++ b. Returns false when out of memory. */
+static bool set_key(conc_op *op, const void *a, size_t alen, const void *b, size_t blen)
+{
+    free(op->key);
+    op->key_len = alen + blen;
+    op->key = malloc(op->key_len ? op->key_len : 1);
+    if (!op->key)
+        return false;
+    if (alen)
+        memcpy(op->key, a, alen);
+    if (blen)
+        memcpy(op->key + alen, b, blen);
+    return true;
 }
 
 static uint8_t *dup_bytes(const void *p, size_t n)
@@ -597,15 +620,10 @@ static void acquire_txn(conc_op *op)
 {
     char hex[24];
     int hl = snprintf(hex, sizeof hex, "%" PRIx64, (uint64_t)op->lease);
-    free(op->key);
-    op->key_len = op->pfx_len + (size_t)hl;
-    op->key = malloc(op->key_len + 1);
-    if (!op->key) {
+    if (!set_key(op, op->pfx, op->pfx_len, hex, (size_t)hl)) {
         op_fail(op, 8, "etcdserver: out of memory");
         return;
     }
-    memcpy(op->key, op->pfx, op->pfx_len);
-    memcpy(op->key + op->pfx_len, hex, (size_t)hl + 1);
 
     Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
     Etcdserverpb__RequestOp pop = ETCDSERVERPB__REQUEST_OP__INIT;
@@ -735,48 +753,34 @@ static void reply_acquired(conc_op *op)
     }
     if (h)
         etcdserverpb__response_header__free_unpacked(h, NULL);
-    api_call_set_ud(op->call, NULL);
-    op->call = NULL;
-    op->own_key = false; /* held: the key stays */
-    op_free(op);
+    op_done(op); /* held: the key stays */
 }
 
 static void on_lock(api_call *call, const uint8_t *msg, size_t len, void *ud)
 {
-    V3lockpb__LockRequest *rq = v3lockpb__lock_request__unpack(NULL, len, msg);
-    if (!rq) {
-        member_reply_error(call, 3, "etcdserver: malformed request");
-        return;
-    }
-    conc_op *op = op_new(ud, call, K_LOCK, rq->name.data, rq->name.len);
+    UNPACK_OR_FAIL(V3lockpb__LockRequest, v3lockpb__lock_request__unpack, call, msg, len);
+    conc_op *op = op_new(ud, call, K_LOCK, req->name.data, req->name.len);
     if (op)
-        op->lease = rq->lease;
-    v3lockpb__lock_request__free_unpacked(rq, NULL);
+        op->lease = req->lease;
+    v3lockpb__lock_request__free_unpacked(req, NULL);
     if (op)
         acquire_start(op);
 }
 
 static void on_campaign(api_call *call, const uint8_t *msg, size_t len, void *ud)
 {
-    V3electionpb__CampaignRequest *rq = v3electionpb__campaign_request__unpack(NULL, len, msg);
-    if (!rq) {
-        member_reply_error(call, 3, "etcdserver: malformed request");
-        return;
-    }
-    conc_op *op = op_new(ud, call, K_CAMPAIGN, rq->name.data, rq->name.len);
+    UNPACK_OR_FAIL(V3electionpb__CampaignRequest, v3electionpb__campaign_request__unpack, call, msg,
+                   len);
+    conc_op *op = op_new(ud, call, K_CAMPAIGN, req->name.data, req->name.len);
     if (op) {
-        op->lease = rq->lease;
-        op->value = dup_bytes(rq->value.data, rq->value.len);
-        op->value_len = rq->value.len;
+        op->lease = req->lease;
+        op->value = dup_bytes(req->value.data, req->value.len);
+        op->value_len = req->value.len;
     }
-    v3electionpb__campaign_request__free_unpacked(rq, NULL);
-    if (op && !op->value) {
-        api_call_set_ud(call, NULL);
-        op_free(op);
-        member_reply_error(call, 8, "etcdserver: out of memory");
-        return;
-    }
-    if (op)
+    v3electionpb__campaign_request__free_unpacked(req, NULL);
+    if (op && !op->value)
+        op_fail(op, 8, "etcdserver: out of memory");
+    else if (op)
         acquire_start(op);
 }
 
@@ -816,32 +820,18 @@ static void answer_header(conc_op *op, int status, const char *message, const ui
     member_reply_pb(op->call, &resp.base);
     if (h)
         etcdserverpb__response_header__free_unpacked(h, NULL);
-    api_call_set_ud(op->call, NULL);
-    op->call = NULL;
-    op_free(op);
+    op_done(op);
 }
 
 static void on_unlock(api_call *call, const uint8_t *msg, size_t len, void *ud)
 {
-    V3lockpb__UnlockRequest *rq = v3lockpb__unlock_request__unpack(NULL, len, msg);
-    if (!rq) {
-        member_reply_error(call, 3, "etcdserver: malformed request");
-        return;
-    }
+    UNPACK_OR_FAIL(V3lockpb__UnlockRequest, v3lockpb__unlock_request__unpack, call, msg, len);
     conc_op *op = op_new(ud, call, K_LOCK, NULL, 0);
-    if (op) {
-        op->key = malloc(rq->key.len + 1);
-        if (op->key) {
-            if (rq->key.len)
-                memcpy(op->key, rq->key.data, rq->key.len);
-            op->key[rq->key.len] = 0;
-            op->key_len = rq->key.len;
-        }
-    }
-    v3lockpb__unlock_request__free_unpacked(rq, NULL);
+    bool ok = op && set_key(op, req->key.data, req->key.len, NULL, 0);
+    v3lockpb__unlock_request__free_unpacked(req, NULL);
     if (!op)
         return;
-    if (!op->key) {
+    if (!ok) {
         op_fail(op, 8, "etcdserver: out of memory");
         return;
     }
@@ -859,17 +849,12 @@ static void leader_txn(api_call *call, member *m, const V3electionpb__LeaderKey 
     conc_op *op = op_new(m, call, K_CAMPAIGN, lk->name.data, lk->name.len);
     if (!op)
         return;
-    op->key = malloc(lk->key.len + 1);
     if (value)
         op->value = dup_bytes(value->data, value->len);
-    if (!op->key || (value && !op->value)) {
+    if (!set_key(op, lk->key.data, lk->key.len, NULL, 0) || (value && !op->value)) {
         op_fail(op, 8, "etcdserver: out of memory");
         return;
     }
-    if (lk->key.len)
-        memcpy(op->key, lk->key.data, lk->key.len);
-    op->key[lk->key.len] = 0;
-    op->key_len = lk->key.len;
     op->rev = lk->rev;
     op->lease = lk->lease;
     if (value) {
@@ -889,24 +874,18 @@ static void leader_txn(api_call *call, member *m, const V3electionpb__LeaderKey 
 
 static void on_proclaim(api_call *call, const uint8_t *msg, size_t len, void *ud)
 {
-    V3electionpb__ProclaimRequest *rq = v3electionpb__proclaim_request__unpack(NULL, len, msg);
-    if (!rq) {
-        member_reply_error(call, 3, "etcdserver: malformed request");
-        return;
-    }
-    leader_txn(call, ud, rq->leader, &rq->value);
-    v3electionpb__proclaim_request__free_unpacked(rq, NULL);
+    UNPACK_OR_FAIL(V3electionpb__ProclaimRequest, v3electionpb__proclaim_request__unpack, call, msg,
+                   len);
+    leader_txn(call, ud, req->leader, &req->value);
+    v3electionpb__proclaim_request__free_unpacked(req, NULL);
 }
 
 static void on_resign(api_call *call, const uint8_t *msg, size_t len, void *ud)
 {
-    V3electionpb__ResignRequest *rq = v3electionpb__resign_request__unpack(NULL, len, msg);
-    if (!rq) {
-        member_reply_error(call, 3, "etcdserver: malformed request");
-        return;
-    }
-    leader_txn(call, ud, rq->leader, NULL);
-    v3electionpb__resign_request__free_unpacked(rq, NULL);
+    UNPACK_OR_FAIL(V3electionpb__ResignRequest, v3electionpb__resign_request__unpack, call, msg,
+                   len);
+    leader_txn(call, ud, req->leader, NULL);
+    v3electionpb__resign_request__free_unpacked(req, NULL);
 }
 
 /* ------------------------------------------------------------ Leader and Observe */
@@ -942,20 +921,15 @@ static void leader_read(conc_op *op, int status, const char *message, const uint
     }
     send_leader(op, r->header, r->kvs[0]);
     etcdserverpb__range_response__free_unpacked(r, NULL);
-    api_call_set_ud(op->call, NULL);
-    op->call = NULL;
-    op_free(op);
+    op_done(op);
 }
 
 static void on_leader(api_call *call, const uint8_t *msg, size_t len, void *ud)
 {
-    V3electionpb__LeaderRequest *rq = v3electionpb__leader_request__unpack(NULL, len, msg);
-    if (!rq) {
-        member_reply_error(call, 3, "etcdserver: malformed request");
-        return;
-    }
-    conc_op *op = op_new(ud, call, K_CAMPAIGN, rq->name.data, rq->name.len);
-    v3electionpb__leader_request__free_unpacked(rq, NULL);
+    UNPACK_OR_FAIL(V3electionpb__LeaderRequest, v3electionpb__leader_request__unpack, call, msg,
+                   len);
+    conc_op *op = op_new(ud, call, K_CAMPAIGN, req->name.data, req->name.len);
+    v3electionpb__leader_request__free_unpacked(req, NULL);
     if (op)
         start_range(op, op->pfx, op->pfx_len, true, false, 0, leader_read);
 }
@@ -1087,13 +1061,10 @@ static void on_observe(api_call *call, const uint8_t *msg, size_t len, void *ud)
 {
     if (api_call_get_ud(call))
         return; /* one request per stream (a server-streaming method) */
-    V3electionpb__LeaderRequest *rq = v3electionpb__leader_request__unpack(NULL, len, msg);
-    if (!rq) {
-        member_reply_error(call, 3, "etcdserver: malformed request");
-        return;
-    }
-    conc_op *op = op_new(ud, call, K_OBSERVE, rq->name.data, rq->name.len);
-    v3electionpb__leader_request__free_unpacked(rq, NULL);
+    UNPACK_OR_FAIL(V3electionpb__LeaderRequest, v3electionpb__leader_request__unpack, call, msg,
+                   len);
+    conc_op *op = op_new(ud, call, K_OBSERVE, req->name.data, req->name.len);
+    v3electionpb__leader_request__free_unpacked(req, NULL);
     if (op)
         observe_round(op);
 }

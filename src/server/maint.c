@@ -45,13 +45,6 @@ static void fill_header(member *m, Etcdserverpb__ResponseHeader *h, int64_t revi
                               &h->raft_term);
 }
 
-#define UNPACK_OR_FAIL(type, fn, call, msg, len)                                                   \
-    type *req = fn(NULL, len, msg);                                                                \
-    if (!req) {                                                                                    \
-        member_reply_error(call, 3, "etcdserver: malformed request");                              \
-        return;                                                                                    \
-    }
-
 static void on_status(api_call *call, const uint8_t *msg, size_t len, void *ud)
 {
     member *m = ud;

@@ -308,6 +308,14 @@ void member_stream_half_close(member *m, api_call *call);
 /* Linearizable read: waits for a read point, then kv_serve_read. */
 void member_read(member *m, api_call *call, uint8_t kind, const uint8_t *req, size_t len);
 void member_reply_error(api_call *call, int grpc_status, const char *message);
+/* In a method handler: `type *req` = the request decoded by protobuf-c's unpack `fn`, or
+ * answer "etcdserver: malformed request" (InvalidArgument) and return. */
+#define UNPACK_OR_FAIL(type, fn, call, msg, len)                                                   \
+    type *req = fn(NULL, len, msg);                                                                \
+    if (!req) {                                                                                    \
+        member_reply_error(call, 3, "etcdserver: malformed request");                              \
+        return;                                                                                    \
+    }
 /* MoveLeader: hands leadership to target and answers once it leads. */
 void member_move_leader(member *m, api_call *call, uint64_t target);
 
