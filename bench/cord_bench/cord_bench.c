@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/keyrange.h"
+
 #include <nghttp2/nghttp2.h>
 #include <uv.h>
 
@@ -296,19 +298,6 @@ static uint8_t *body_put(const char *key, size_t klen, const uint8_t *val, size_
 
 static uint8_t prefix_end_buf[MAX_KEY + 1];
 
-/* prefix_end: etcd's "range end" for a prefix (last byte + 1, carrying; "\0" for all keys). */
-static size_t prefix_end(const char *p, size_t n, uint8_t *out)
-{
-    memcpy(out, p, n);
-    for (size_t i = n; i > 0; i--) {
-        if (out[i - 1] < 0xff) {
-            out[i - 1]++;
-            return i;
-        }
-    }
-    out[0] = 0;
-    return 1;
-}
 
 static uint8_t *body_range(const char *key, size_t klen, bool prefix, size_t *len)
 {
@@ -316,7 +305,7 @@ static uint8_t *body_range(const char *key, size_t klen, bool prefix, size_t *le
     r.key.data = (uint8_t *)key;
     r.key.len = klen;
     if (prefix) {
-        r.range_end.len = prefix_end(key, klen, prefix_end_buf);
+        r.range_end.len = key_prefix_end(key, klen, prefix_end_buf);
         r.range_end.data = prefix_end_buf;
         r.limit = g.range_limit;
     }
@@ -876,7 +865,7 @@ static void open_watchers(void)
         uint8_t end[MAX_KEY + 1];
         cr.key.data = (uint8_t *)g.key_prefix;
         cr.key.len = plen;
-        cr.range_end.len = prefix_end(g.key_prefix, plen, end);
+        cr.range_end.len = key_prefix_end(g.key_prefix, plen, end);
         cr.range_end.data = end;
         Etcdserverpb__WatchRequest wr = ETCDSERVERPB__WATCH_REQUEST__INIT;
         wr.request_union_case = ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST;

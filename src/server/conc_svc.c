@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/keyrange.h"
 #include "etcdserverpb/rpc.pb-c.h"
 #include "server/member_internal.h"
 #include "v3electionpb/v3election.pb-c.h"
@@ -115,20 +116,6 @@ static uint8_t *dup_bytes(const void *p, size_t n)
     if (d && n)
         memcpy(d, p, n);
     return d;
-}
-
-/* clientv3.GetPrefixRangeEnd: the smallest key above every key with the prefix. */
-static size_t prefix_end(const uint8_t *pfx, size_t n, uint8_t *out)
-{
-    memcpy(out, pfx, n);
-    for (size_t i = n; i > 0; i--) {
-        if (out[i - 1] < 0xff) {
-            out[i - 1]++;
-            return i;
-        }
-    }
-    out[0] = 0; /* every byte 0xff: the whole key space above */
-    return 1;
 }
 
 /* ------------------------------------------------------------ internal calls */
@@ -302,7 +289,7 @@ static void start_range(conc_op *op, const uint8_t *key, size_t key_len, bool pr
     rq.key.len = key_len;
     if (prefix) {
         rq.range_end.data = end;
-        rq.range_end.len = prefix_end(key, key_len, end);
+        rq.range_end.len = key_prefix_end(key, key_len, end);
         rq.limit = 1;
         rq.sort_target = ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__CREATE;
         rq.sort_order = last_create ? ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND
@@ -321,7 +308,7 @@ static void start_watch(conc_op *op, const uint8_t *key, size_t key_len, bool pr
     cr.key.len = key_len;
     if (prefix) {
         cr.range_end.data = end;
-        cr.range_end.len = prefix_end(key, key_len, end);
+        cr.range_end.len = key_prefix_end(key, key_len, end);
     }
     cr.start_revision = from;
     Etcdserverpb__WatchRequest wr = ETCDSERVERPB__WATCH_REQUEST__INIT;
@@ -641,7 +628,7 @@ static void acquire_txn(conc_op *op)
     owner.key.data = op->pfx;
     owner.key.len = op->pfx_len;
     owner.range_end.data = end;
-    owner.range_end.len = prefix_end(op->pfx, op->pfx_len, end);
+    owner.range_end.len = key_prefix_end(op->pfx, op->pfx_len, end);
     owner.limit = 1;
     owner.sort_target = ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__CREATE;
     owner.sort_order = ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__ASCEND;
