@@ -1,6 +1,7 @@
 """etcd's Lock and Election services (v3lockpb, v3electionpb) on a 3-member cluster, called
 through every member, and the same calls against a real etcd 3.4 with the same answers."""
 import json
+import random
 import signal
 import threading
 import time
@@ -27,6 +28,25 @@ def keys_under(cluster, prefix):
     return sorted(m.key for _, m in kv_client(cluster).get_prefix(prefix))
 
 
+def in_threads(n, fn, timeout):
+    """fn(0) .. fn(n - 1), each in its own thread, all at once; fails with what they raised."""
+    errors = []
+
+    def run(i):
+        try:
+            fn(i)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    assert not any(t.is_alive() for t in threads), "clients still running after %ss" % timeout
+    assert not errors, errors
+
+
 def wait_until(pred, timeout, what):
     deadline = time.time() + timeout
     while not pred():
@@ -40,7 +60,7 @@ def test_lock_excludes(cluster3):
     and write, each under the lock: no update may be lost."""
     eps = endpoints(cluster3)
     kv_client(cluster3).put("ctr", "0")
-    errors, revs = [], []
+    revs = []
 
     def worker(i):
         c, kv = Conc(eps[i % 3]), kv_client(cluster3, (i + 1) % 3)
@@ -53,17 +73,10 @@ def test_lock_excludes(cluster3):
                 time.sleep(0.01)
                 kv.put("ctr", str(v + 1))
                 c.unlock(key)
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(repr(e))
         finally:
             c.close()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors
+    in_threads(6, worker, timeout=120)
     assert int(kv_client(cluster3).get("ctr")[0]) == 30
     assert len(revs) == 30 and len(set(revs)) == 30  # each hold at its own revision
     assert keys_under(cluster3, "ctr-lock/") == []
@@ -73,13 +86,11 @@ def test_waiters_giving_up_at_every_step(cluster3):
     """While one client holds the lock, eight clients on the three members ask for it with
     deadlines of 1-50 ms, so that they give up during the lease grant, the txn or the wait:
     each waiter's key is deleted by the server, and only the holder's stays."""
-    import random
     eps = endpoints(cluster3)
     holder = Conc(eps[0])
     key, _ = holder.lock("gv")
     rnd = random.Random(11)
     deadlines = [[rnd.uniform(0.001, 0.05) for _ in range(10)] for _ in range(8)]
-    errors = []
 
     def worker(i):
         c = Conc(eps[i % 3])
@@ -88,17 +99,10 @@ def test_waiters_giving_up_at_every_step(cluster3):
                 with pytest.raises(grpc.RpcError) as e:
                     c.lock("gv", timeout=dl)
                 assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, e.value
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(repr(e))
         finally:
             c.close()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not errors, errors
+    in_threads(8, worker, timeout=60)
     wait_until(lambda: keys_under(cluster3, "gv/") == [key], 10, "only the holder's key")
     holder.unlock(key)
     holder.close()
@@ -111,10 +115,9 @@ def test_lock_churn(cluster3):
     as it left (the answer crossed its cancel: etcd's protocol cannot tell), so it unlocks
     its key, name/<lease>, as clientv3's Mutex users do. Every update under the lock counts,
     nothing deadlocks, and no key is left."""
-    import random
     eps = endpoints(cluster3)
     kv_client(cluster3).put("churn-ctr", "0")
-    done, errors = [], []
+    done = []
     rnd = random.Random(12)
     plans = [[rnd.random() < 0.4 for _ in range(12)] for _ in range(8)]
     deadlines = [[rnd.uniform(0.001, 0.05) for _ in range(12)] for _ in range(8)]
@@ -136,18 +139,11 @@ def test_lock_churn(cluster3):
                 kv.put("churn-ctr", str(v + 1))
                 done.append(1)
                 c.unlock(key)
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(repr(e))
         finally:
             lease.revoke()
             c.close()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors
+    in_threads(8, worker, timeout=120)
     assert len(done) >= sum(not g for p in plans for g in p)
     assert int(kv_client(cluster3).get("churn-ctr")[0]) == len(done)
     assert keys_under(cluster3, "churn/") == []

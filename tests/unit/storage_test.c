@@ -541,6 +541,18 @@ static void test_restart_leaves_applied_entries_on_disk(void **state)
     node_close(&n);
 }
 
+/* The leader's side of a transfer: the snapshot file at `index` begins with its magic. */
+static void assert_snapshot_head(node *n, uint64_t index)
+{
+    uint8_t head[16];
+    size_t got = 0;
+    cord_error err;
+    assert_int_equal(storage_read_snapshot_chunk(n->st, index, 0, sizeof head, head, &got, &err),
+                     STORAGE_OK);
+    assert_int_equal(got, sizeof head);
+    assert_memory_equal(head, "cordsnap", 8);
+}
+
 /* Only the newest snapshot file stays. A transfer that has the replaced one open reads on;
  * asking for it afresh finds nothing (the leader then starts over with the newest). */
 static void test_one_snapshot_file(void **state)
@@ -558,25 +570,21 @@ static void test_one_snapshot_file(void **state)
     char snapdir[1200];
     snprintf(snapdir, sizeof snapdir, "%s/member/snap", tu_tmp);
     assert_int_equal(tu_count_suffix(snapdir, ".snap"), 1);
-    uint8_t head[16], more[16];
-    size_t got = 0;
-    assert_int_equal(storage_read_snapshot_chunk(n.st, old_index, 0, 8, head, &got, &err),
-                     STORAGE_OK);
-    assert_memory_equal(head, "cordsnap", 8);
+    assert_snapshot_head(&n, old_index);
 
     put_range(&n, &k, 0, 40, 80, 3);
     storage_snapshot_get(n.st, &s_index, &s_term);
     assert_true(s_index > old_index);
     assert_int_equal(tu_count_suffix(snapdir, ".snap"), 1);
     /* the open transfer goes on */
+    uint8_t more[8];
+    size_t got = 0;
     assert_int_equal(storage_read_snapshot_chunk(n.st, old_index, 8, 8, more, &got, &err),
                      STORAGE_OK);
     assert_int_equal(got, 8);
     /* the newest is there; once the reader moved to it, the old one is gone */
-    assert_int_equal(storage_read_snapshot_chunk(n.st, s_index, 0, 8, head, &got, &err),
-                     STORAGE_OK);
-    assert_memory_equal(head, "cordsnap", 8);
-    assert_int_equal(storage_read_snapshot_chunk(n.st, old_index, 0, 8, head, &got, &err),
+    assert_snapshot_head(&n, s_index);
+    assert_int_equal(storage_read_snapshot_chunk(n.st, old_index, 0, 8, more, &got, &err),
                      STORAGE_ENOENT);
     node_close(&n);
 }
@@ -606,13 +614,9 @@ static void test_snapshots_and_restart(void **state)
     assert_int_equal(conf.n_voters, 1);
     assert_int_equal(conf.voters[0], 1);
 
-    /* the leader's side of a transfer: the file's bytes at an offset */
-    uint8_t head[16];
+    assert_snapshot_head(&n, s_index);
+    uint8_t head[8];
     size_t got = 0;
-    assert_int_equal(storage_read_snapshot_chunk(n.st, s_index, 0, sizeof head, head, &got, &err),
-                     STORAGE_OK);
-    assert_int_equal(got, sizeof head);
-    assert_memory_equal(head, "cordsnap", 8);
     assert_int_equal(storage_read_snapshot_chunk(n.st, s_index + 1000, 0, 8, head, &got, &err),
                      STORAGE_ENOENT);
 
