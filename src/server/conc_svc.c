@@ -69,10 +69,10 @@ struct conc_op {
     uint8_t *value;
     size_t value_len;
     int64_t lease;
-    int64_t rev;  /* our key's create revision */
-    bool own_key; /* our key may exist: delete it on failure (Lock) or cancel */
-    uint8_t *hdr; /* packed ResponseHeader of the step that decides the answer */
-    size_t hdr_len;
+    int64_t rev;                      /* our key's create revision */
+    bool own_key;                     /* our key may exist: delete it on failure (Lock) or cancel */
+    Etcdserverpb__ResponseHeader hdr; /* of the step that decides the answer */
+    bool has_hdr;
 };
 
 static void op_free(conc_op *op)
@@ -83,7 +83,6 @@ static void op_free(conc_op *op)
     free(op->name);
     free(op->key);
     free(op->value);
-    free(op->hdr);
     free(op);
 }
 
@@ -371,19 +370,22 @@ static void start_proclaim(conc_op *op, conc_step next)
     start_guarded(op, op->rev, then_ops, 1, NULL, 0, next);
 }
 
-static bool keep_header(conc_op *op, const Etcdserverpb__ResponseHeader *h)
+static void keep_header(conc_op *op, const Etcdserverpb__ResponseHeader *h)
 {
-    free(op->hdr);
-    op->hdr = NULL;
-    op->hdr_len = 0;
-    if (!h)
-        return true;
-    return member_pack(&h->base, &op->hdr, &op->hdr_len) == 0;
+    Etcdserverpb__ResponseHeader init = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    op->hdr = init;
+    op->has_hdr = h != NULL;
+    if (h) {
+        op->hdr.cluster_id = h->cluster_id;
+        op->hdr.member_id = h->member_id;
+        op->hdr.revision = h->revision;
+        op->hdr.raft_term = h->raft_term;
+    }
 }
 
 static Etcdserverpb__ResponseHeader *kept_header(conc_op *op)
 {
-    return op->hdr ? etcdserverpb__response_header__unpack(NULL, op->hdr_len, op->hdr) : NULL;
+    return op->has_hdr ? &op->hdr : NULL;
 }
 
 /* ------------------------------------------------------------ ending */
@@ -567,12 +569,8 @@ static void acquire_txn_done(conc_op *op, int status, const char *message, const
         const Etcdserverpb__RangeResponse *owner = range_of(t, 1);
         held = !owner || owner->n_kvs == 0 || owner->kvs[0]->create_revision == op->rev;
     }
-    bool ok = keep_header(op, t->header);
+    keep_header(op, t->header);
     etcdserverpb__txn_response__free_unpacked(t, NULL);
-    if (!ok) {
-        op_fail(op, 8, "etcdserver: out of memory");
-        return;
-    }
     if (held) {
         reply_acquired(op);
         return;
@@ -701,16 +699,13 @@ static void lock_checked(conc_op *op, int status, const char *message, const uin
         return;
     Etcdserverpb__RangeResponse *r = etcdserverpb__range_response__unpack(NULL, len, msg);
     bool there = r && r->n_kvs > 0;
-    bool ok = r && keep_header(op, r->header);
+    if (there)
+        keep_header(op, r->header);
     if (r)
         etcdserverpb__range_response__free_unpacked(r, NULL);
     if (!there) {
         op->own_key = false;
         op_fail(op, GRPC_UNKNOWN, "mutex: session is expired");
-        return;
-    }
-    if (!ok) {
-        op_fail(op, 8, "etcdserver: out of memory");
         return;
     }
     reply_acquired(op);
@@ -738,8 +733,6 @@ static void reply_acquired(conc_op *op)
         resp.leader = &lk;
         member_reply_pb(op->call, &resp.base);
     }
-    if (h)
-        etcdserverpb__response_header__free_unpacked(h, NULL);
     op_done(op); /* held: the key stays */
 }
 
@@ -779,7 +772,6 @@ static void answer_header(conc_op *op, int status, const char *message, const ui
 {
     if (step_over(op, status, message))
         return;
-    Etcdserverpb__ResponseHeader *h = NULL;
     bool not_leader = false;
     if (op->kind == K_LOCK) { /* Unlock: a DeleteRangeResponse */
         Etcdserverpb__DeleteRangeResponse *r =
@@ -800,13 +792,10 @@ static void answer_header(conc_op *op, int status, const char *message, const ui
         op_fail(op, GRPC_UNKNOWN, "election: not leader");
         return;
     }
-    h = kept_header(op);
     /* the three responses are all { header = 1 } */
     V3lockpb__UnlockResponse resp = V3LOCKPB__UNLOCK_RESPONSE__INIT;
-    resp.header = h;
+    resp.header = kept_header(op);
     member_reply_pb(op->call, &resp.base);
-    if (h)
-        etcdserverpb__response_header__free_unpacked(h, NULL);
     op_done(op);
 }
 
