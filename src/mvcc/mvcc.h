@@ -94,8 +94,9 @@
  *
  * ## Limits
  *
- * Keys are 1..MVCC_MAX_KEY_BYTES bytes (LMDB's key limit minus the revision suffix).
- * Values are at most mvcc_options.max_value_bytes. Txn lists are at most
+ * Keys are 1..mvcc_options.max_value_bytes bytes, as values are (etcd limits neither but by
+ * the request size, which the server checks first). Keys longer than LMDB's key limit are
+ * indexed by a prefix and a hash (mvcc_internal.h). Txn lists are at most
  * mvcc_options.max_txn_ops long (etcd's --max-txn-ops).
  */
 #ifndef CORD_MVCC_H
@@ -116,7 +117,6 @@ extern "C" {
 /* ------------------------------------------------------------------------------------------ */
 /* Limits and defaults                                                                          */
 
-#define MVCC_MAX_KEY_BYTES             495u /* 511 (LMDB) - 16 (revision suffix in key_index) */
 #define MVCC_DEFAULT_QUOTA_BYTES       (2ull << 30) /* etcd --quota-backend-bytes default */
 #define MVCC_DEFAULT_MAX_TXN_OPS       128u         /* etcd --max-txn-ops default */
 #define MVCC_DEFAULT_COMPACT_BATCH     1000u        /* revisions per compaction step */

@@ -41,7 +41,7 @@ int mvcc_compact(mvcc_store *s, int64_t revision, cord_error *err)
     return mvcc_ctx_end(&c, rc, err);
 }
 
-static int del_both(mvcc_ctx *c, const uint8_t *key, size_t key_len, int64_t main, int64_t sub,
+static int del_both(mvcc_ctx *c, const uint8_t *part, size_t part_len, int64_t main, int64_t sub,
                     bool tombstone, cord_error *err)
 {
     uint8_t rb[MVCC_MARKED_REV_BYTES];
@@ -50,16 +50,17 @@ static int del_both(mvcc_ctx *c, const uint8_t *key, size_t key_len, int64_t mai
     if (mrc && mrc != MDB_NOTFOUND)
         return mvcc_ctx_lmdb_fail(c, err, mrc, "compact key db");
     uint8_t ik[MVCC_IKEY_MAX];
-    k = (MDB_val){mvcc_ikey_encode(ik, key, key_len, main, sub), ik};
+    k = (MDB_val){mvcc_ikey_encode(ik, part, part_len, main, sub), ik};
     mrc = mdb_del(c->txn, c->s->dbi_kidx, &k, NULL);
     if (mrc && mrc != MDB_NOTFOUND)
         return mvcc_ctx_lmdb_fail(c, err, mrc, "compact key_index");
     return MVCC_OK;
 }
 
-/* Compacts key `key` to revision C. Uses at most *budget deletions; sets *complete. */
-static int compact_key(mvcc_ctx *c, const uint8_t *key, size_t key_len, int64_t C, uint32_t *budget,
-                       bool *complete, cord_error *err)
+/* Compacts the key stored as `part` to revision C. Uses at most *budget deletions; sets
+ * *complete. */
+static int compact_key(mvcc_ctx *c, const uint8_t *part, size_t part_len, int64_t C,
+                       uint32_t *budget, bool *complete, cord_error *err)
 {
     int rc = MVCC_OK;
     *complete = false;
@@ -68,7 +69,7 @@ static int compact_key(mvcc_ctx *c, const uint8_t *key, size_t key_len, int64_t 
         return rc;
     mvcc_ientry L;
     bool found = false;
-    rc = mvcc_ilookup(c, key, key_len, C, &L, &found, err);
+    rc = mvcc_ilookup_part(c, part, part_len, C, &L, &found, err);
     if (rc)
         return rc;
     if (!found) {
@@ -81,7 +82,7 @@ static int compact_key(mvcc_ctx *c, const uint8_t *key, size_t key_len, int64_t 
      * call with budget >= 1 always completes the key or removes something */
     for (;;) {
         MDB_val k, v;
-        k.mv_size = mvcc_ikey_encode(c->seek_buf, key, key_len, l_main, l_sub);
+        k.mv_size = mvcc_ikey_encode(c->seek_buf, part, part_len, l_main, l_sub);
         k.mv_data = c->seek_buf;
         int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
         if (mrc)
@@ -96,13 +97,13 @@ static int compact_key(mvcc_ctx *c, const uint8_t *key, size_t key_len, int64_t 
         mvcc_ientry o;
         if (mvcc_ientry_decode(&k, &v, &o) != MVCC_OK)
             return mvcc_seterr(err, MVCC_ECORRUPT, "mvcc: bad key_index entry");
-        if (mvcc_bytes_cmp(o.key, o.key_len, key, key_len) != 0)
+        if (mvcc_bytes_cmp(o.key, o.key_len, part, part_len) != 0)
             break;
         if (*budget == 0)
             return MVCC_OK;
         int64_t o_main = o.main, o_sub = o.sub;
         bool o_tomb = o.tombstone;
-        rc = del_both(c, key, key_len, o_main, o_sub, o_tomb, err);
+        rc = del_both(c, part, part_len, o_main, o_sub, o_tomb, err);
         if (rc)
             return rc;
         (*budget)--;
@@ -110,7 +111,7 @@ static int compact_key(mvcc_ctx *c, const uint8_t *key, size_t key_len, int64_t 
     if (l_tomb && l_main < C) {
         if (*budget == 0)
             return MVCC_OK;
-        rc = del_both(c, key, key_len, l_main, l_sub, true, err);
+        rc = del_both(c, part, part_len, l_main, l_sub, true, err);
         if (rc)
             return rc;
         (*budget)--;
@@ -139,7 +140,7 @@ int mvcc_compact_step(mvcc_store *s, bool *done, cord_error *err)
     MDB_cursor *cur = mvcc_ctx_keyc(&c, err, &rc);
     if (!cur)
         goto out;
-    uint8_t keybuf[MVCC_MAX_KEY_BYTES];
+    uint8_t part[MVCC_IKEY_PART_MAX];
     while (budget > 0) {
         uint8_t rb[MVCC_MARKED_REV_BYTES];
         MDB_val k = {mvcc_rev_encode(rb, m->cursor_main, m->cursor_sub, false), rb}, v;
@@ -162,16 +163,15 @@ int mvcc_compact_step(mvcc_store *s, bool *done, cord_error *err)
             break;
         }
         mvcc_kv kv;
-        if (!mvcc_kvpb_decode(v.mv_data, v.mv_size, &kv) || kv.key.len == 0 ||
-            kv.key.len > MVCC_MAX_KEY_BYTES) {
+        if (!mvcc_kvpb_decode(v.mv_data, v.mv_size, &kv) || kv.key.len == 0) {
             rc = mvcc_seterr(err, MVCC_ECORRUPT, "mvcc: revision %lld does not decode",
                              (long long)main);
             goto out;
         }
-        size_t key_len = kv.key.len;
-        memcpy(keybuf, kv.key.data, key_len);
+        /* a copy: the record's memory changes as compact_key deletes */
+        size_t part_len = mvcc_ikey_part(part, kv.key.data, kv.key.len);
         bool complete = false;
-        rc = compact_key(&c, keybuf, key_len, C, &budget, &complete, err);
+        rc = compact_key(&c, part, part_len, C, &budget, &complete, err);
         if (rc)
             goto out;
         if (!complete)

@@ -4,6 +4,9 @@
  */
 #include "mvcc/mvcc_internal.h"
 
+#include <openssl/evp.h>
+#include <stdlib.h>
+
 size_t mvcc_rev_encode(uint8_t out[MVCC_MARKED_REV_BYTES], int64_t main, int64_t sub,
                        bool tombstone)
 {
@@ -32,20 +35,38 @@ bool mvcc_rev_decode(const uint8_t *p, size_t len, int64_t *main, int64_t *sub, 
     return *main >= 0 && *sub >= 0;
 }
 
-size_t mvcc_ikey_encode(uint8_t *out, const uint8_t *key, size_t key_len, int64_t main, int64_t sub)
+size_t mvcc_ikey_part(uint8_t out[MVCC_IKEY_PART_MAX], const uint8_t *key, size_t key_len)
 {
-    assert(key_len <= MVCC_MAX_KEY_BYTES);
-    if (key_len && out != key)
-        memmove(out, key, key_len);
-    mvcc_put_be64(out + key_len, ~(uint64_t)main);
-    mvcc_put_be64(out + key_len + 8, ~(uint64_t)sub);
-    return key_len + MVCC_REV_SUFFIX_BYTES;
+    if (key_len <= MVCC_IKEY_SHORT_MAX) {
+        if (key_len)
+            memcpy(out, key, key_len);
+        return key_len;
+    }
+    uint8_t digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    if (EVP_Digest(key, key_len, digest, &dlen, EVP_sha256(), NULL) != 1 ||
+        dlen < MVCC_IKEY_HASH_BYTES)
+        abort(); /* SHA-256 of memory we hold cannot fail but for a broken libcrypto */
+    memcpy(out, key, MVCC_IKEY_PREFIX_BYTES);
+    memcpy(out + MVCC_IKEY_PREFIX_BYTES, digest, MVCC_IKEY_HASH_BYTES);
+    return MVCC_IKEY_PART_MAX;
 }
 
-size_t mvcc_ikey_encode_past(uint8_t *out, const uint8_t *key, size_t key_len)
+size_t mvcc_ikey_encode(uint8_t *out, const uint8_t *part, size_t part_len, int64_t main,
+                        int64_t sub)
+{
+    assert(part_len <= MVCC_IKEY_PART_MAX);
+    if (part_len && out != part)
+        memmove(out, part, part_len);
+    mvcc_put_be64(out + part_len, ~(uint64_t)main);
+    mvcc_put_be64(out + part_len + 8, ~(uint64_t)sub);
+    return part_len + MVCC_REV_SUFFIX_BYTES;
+}
+
+size_t mvcc_ikey_encode_past(uint8_t *out, const uint8_t *part, size_t part_len)
 {
     /* ~0 ~0: revision (0, 0) never exists, and it sorts after every real revision */
-    return mvcc_ikey_encode(out, key, key_len, 0, 0);
+    return mvcc_ikey_encode(out, part, part_len, 0, 0);
 }
 
 int mvcc_ientry_decode(const MDB_val *k, const MDB_val *v, mvcc_ientry *e)

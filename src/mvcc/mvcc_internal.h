@@ -14,10 +14,29 @@
 #define MVCC_REV_BYTES        17 /* main(8) '_' sub(8) */
 #define MVCC_MARKED_REV_BYTES 18 /* + 't' for a tombstone */
 #define MVCC_REV_SUFFIX_BYTES 16 /* ~main ~sub in key_index keys */
-#define MVCC_IKEY_MAX         (MVCC_MAX_KEY_BYTES + MVCC_REV_SUFFIX_BYTES)
 #define MVCC_IVAL_LIVE_BYTES  25 /* flags, create, version, lease */
 #define MVCC_IFLAG_TOMBSTONE  0x01
-#define MVCC_FORMAT_VERSION   1u
+/* 2: keys of MVCC_IKEY_PART_MAX bytes and longer are stored hashed (format 1 stored keys of
+ * up to 495 bytes as they are and refused longer ones). */
+#define MVCC_FORMAT_VERSION 2u
+
+/*
+ * How key_index stores a key (its "part"). A key of at most MVCC_IKEY_SHORT_MAX bytes is
+ * stored as it is. A longer key is stored as its first MVCC_IKEY_PREFIX_BYTES bytes followed
+ * by the first MVCC_IKEY_HASH_BYTES bytes of its SHA-256: exactly MVCC_IKEY_PART_MAX bytes,
+ * a length no stored-as-is key has, so two different keys never share a part. (LMDB keys are
+ * at most 511 bytes, and key_index keys end in the 16-byte revision suffix.)
+ *
+ * Parts longer than MVCC_IKEY_PREFIX_BYTES that share their first MVCC_IKEY_PREFIX_BYTES
+ * bytes form a "group": they are contiguous in key_index, and the group sits where its keys
+ * belong in key order, but inside it the hashed parts are in hash order. Scans read a group
+ * whole and sort it by the full keys, which the hashed entries' revisions hold.
+ */
+#define MVCC_IKEY_PART_MAX     495u
+#define MVCC_IKEY_SHORT_MAX    (MVCC_IKEY_PART_MAX - 1)
+#define MVCC_IKEY_HASH_BYTES   16u
+#define MVCC_IKEY_PREFIX_BYTES (MVCC_IKEY_PART_MAX - MVCC_IKEY_HASH_BYTES)
+#define MVCC_IKEY_MAX          (MVCC_IKEY_PART_MAX + MVCC_REV_SUFFIX_BYTES)
 
 /* Meta as a transaction sees it. */
 typedef struct mvcc_meta {
@@ -83,7 +102,9 @@ typedef struct mvcc_ctx {
     uint8_t seek_buf[MVCC_IKEY_MAX];
 } mvcc_ctx;
 
-/* A decoded key_index entry. Pointers are into LMDB memory: valid until the next write. */
+/* A decoded key_index entry. Pointers are into LMDB memory: valid until the next write.
+ * mvcc_ientry_decode sets key to the stored part; mvcc_ilookup and the entries mvcc_scan
+ * visits have the full key. */
 typedef struct mvcc_ientry {
     const uint8_t *key;
     size_t key_len;
@@ -126,11 +147,17 @@ size_t mvcc_rev_encode(uint8_t out[MVCC_MARKED_REV_BYTES], int64_t main, int64_t
 /* Parses a revision bucket key. Returns false when malformed. */
 bool mvcc_rev_decode(const uint8_t *p, size_t len, int64_t *main, int64_t *sub, bool *tombstone);
 
-/* key_index key: user key ++ ~main ++ ~sub. Returns its length. */
-size_t mvcc_ikey_encode(uint8_t *out, const uint8_t *key, size_t key_len, int64_t main,
+/* The part key_index stores for a key (see MVCC_IKEY_PART_MAX). Returns its length. */
+size_t mvcc_ikey_part(uint8_t out[MVCC_IKEY_PART_MAX], const uint8_t *key, size_t key_len);
+static inline bool mvcc_ikey_part_hashed(size_t part_len)
+{
+    return part_len == MVCC_IKEY_PART_MAX;
+}
+/* key_index key: part ++ ~main ++ ~sub. Returns its length. */
+size_t mvcc_ikey_encode(uint8_t *out, const uint8_t *part, size_t part_len, int64_t main,
                         int64_t sub);
-/* Suffix meaning "older than every revision": seeks past all entries of a key. */
-size_t mvcc_ikey_encode_past(uint8_t *out, const uint8_t *key, size_t key_len);
+/* Suffix meaning "older than every revision": seeks past all entries of a part. */
+size_t mvcc_ikey_encode_past(uint8_t *out, const uint8_t *part, size_t part_len);
 int mvcc_ientry_decode(const MDB_val *k, const MDB_val *v, mvcc_ientry *e);
 /* key_index comparator (registered with mdb_set_compare). */
 int mvcc_ikey_cmp(const MDB_val *a, const MDB_val *b);
@@ -177,9 +204,13 @@ int mvcc_meta_write(mvcc_store *s, MDB_txn *txn, const mvcc_meta *old, const mvc
 typedef int (*mvcc_visit_fn)(void *arg, const mvcc_ientry *e);
 int mvcc_scan(mvcc_ctx *c, mvcc_bytes key, mvcc_bytes end, int64_t rev, mvcc_visit_fn fn, void *arg,
               cord_error *err);
-/* Newest entry of `key` with main <= rev (tombstones included). *found false if none. */
+/* Newest entry of `key` with main <= rev (tombstones included). *found false if none.
+ * e->key is `key`. */
 int mvcc_ilookup(mvcc_ctx *c, const uint8_t *key, size_t key_len, int64_t rev, mvcc_ientry *e,
                  bool *found, cord_error *err);
+/* The same by stored part (e->key is the part). */
+int mvcc_ilookup_part(mvcc_ctx *c, const uint8_t *part, size_t part_len, int64_t rev,
+                      mvcc_ientry *e, bool *found, cord_error *err);
 /* Fetches the stored KeyValue at (main, sub) (not a tombstone); kv points into LMDB. */
 int mvcc_fetch_kv(mvcc_ctx *c, int64_t main, int64_t sub, mvcc_kv *kv, cord_error *err);
 /* Copies bytes into the arena; on exhaustion returns false. */

@@ -73,6 +73,122 @@ static int seek_past(mvcc_ctx *c, MDB_cursor *cur, const uint8_t *key, size_t ke
     return mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
 }
 
+/* A group's live members (see MVCC_IKEY_PART_MAX), collected to be sorted by full key. */
+typedef struct group_member {
+    mvcc_ientry e; /* e.key set once the blob stops moving */
+    size_t off;
+} group_member;
+
+typedef struct group_vec {
+    group_member *v;
+    size_t n;
+    size_t cap;
+    uint8_t *blob;
+    size_t blob_len;
+    size_t blob_cap;
+} group_vec;
+
+static int group_push(group_vec *g, const mvcc_ientry *e, const uint8_t *key, size_t key_len,
+                      cord_error *err)
+{
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 16;
+        group_member *nv = realloc(g->v, cap * sizeof(*nv));
+        if (!nv)
+            return mvcc_fail(err, MVCC_ENOMEM);
+        g->v = nv;
+        g->cap = cap;
+    }
+    if (g->blob_len + key_len > g->blob_cap) {
+        size_t cap = g->blob_cap ? g->blob_cap * 2 : 4096;
+        while (cap < g->blob_len + key_len)
+            cap *= 2;
+        uint8_t *nb = realloc(g->blob, cap);
+        if (!nb)
+            return mvcc_fail(err, MVCC_ENOMEM);
+        g->blob = nb;
+        g->blob_cap = cap;
+    }
+    memcpy(g->blob + g->blob_len, key, key_len);
+    group_member *m = &g->v[g->n++];
+    m->e = *e;
+    m->e.key = NULL;
+    m->e.key_len = key_len;
+    m->off = g->blob_len;
+    g->blob_len += key_len;
+    return MVCC_OK;
+}
+
+static int group_member_cmp(const void *a, const void *b)
+{
+    const mvcc_ientry *x = &((const group_member *)a)->e, *y = &((const group_member *)b)->e;
+    return mvcc_bytes_cmp(x->key, x->key_len, y->key, y->key_len);
+}
+
+/* The cursor is at the first entry of a group (a part longer than MVCC_IKEY_PREFIX_BYTES).
+ * Visits the group's keys live at `rev` and inside [key, end) in key order, and leaves the
+ * cursor (k, v, *mrc) on the first entry past the group. *stop when fn asked to stop. */
+static int scan_group(mvcc_ctx *c, MDB_cursor *cur, mvcc_bytes key, mvcc_bytes end, int64_t rev,
+                      mvcc_visit_fn fn, void *arg, MDB_val *k, MDB_val *v, int *mrc, bool *stop,
+                      cord_error *err)
+{
+    uint8_t prefix[MVCC_IKEY_PREFIX_BYTES];
+    memcpy(prefix, k->mv_data, MVCC_IKEY_PREFIX_BYTES);
+    group_vec g = {0};
+    int rc = MVCC_OK;
+    while (*mrc == 0) {
+        mvcc_ientry e;
+        if (mvcc_ientry_decode(k, v, &e) != MVCC_OK) {
+            rc = mvcc_seterr(err, MVCC_ECORRUPT, "mvcc: bad key_index entry");
+            goto out;
+        }
+        if (e.key_len <= MVCC_IKEY_PREFIX_BYTES || memcmp(e.key, prefix, sizeof(prefix)) != 0)
+            break; /* past the group */
+        if (e.main > rev) {
+            *mrc = seek(c, cur, e.key, e.key_len, rev, INT64_MAX, k, v);
+            continue;
+        }
+        if (!e.tombstone) {
+            const uint8_t *full = e.key;
+            size_t full_len = e.key_len;
+            if (mvcc_ikey_part_hashed(e.key_len)) {
+                mvcc_kv stored;
+                if ((rc = mvcc_fetch_kv(c, e.main, e.sub, &stored, err)))
+                    goto out;
+                full = stored.key.data;
+                full_len = stored.key.len;
+            }
+            if (mvcc_key_in_range(full, full_len, key, end) &&
+                (rc = group_push(&g, &e, full, full_len, err)))
+                goto out;
+        }
+        *mrc = seek_past(c, cur, e.key, e.key_len, k, v);
+    }
+    if (*mrc && *mrc != MDB_NOTFOUND) {
+        rc = mvcc_ctx_lmdb_fail(c, err, *mrc, "scan key_index");
+        goto out;
+    }
+    for (size_t i = 0; i < g.n; i++)
+        g.v[i].e.key = g.blob + g.v[i].off;
+    if (g.n > 1)
+        qsort(g.v, g.n, sizeof(*g.v), group_member_cmp);
+    for (size_t i = 0; i < g.n; i++) {
+        int r = fn(arg, &g.v[i].e);
+        if (r < 0) {
+            rc = r;
+            goto out;
+        }
+        if (r > 0) {
+            *stop = true;
+            break;
+        }
+    }
+out:
+    free(g.v);
+    free(g.blob);
+    return rc;
+}
+
 int mvcc_scan(mvcc_ctx *c, mvcc_bytes key, mvcc_bytes end, int64_t rev, mvcc_visit_fn fn, void *arg,
               cord_error *err)
 {
@@ -80,12 +196,20 @@ int mvcc_scan(mvcc_ctx *c, mvcc_bytes key, mvcc_bytes end, int64_t rev, mvcc_vis
     range_kind kind = kind_of(end);
     if (kind == RK_RANGE && mvcc_bytes_cmp(end.data, end.len, key.data, key.len) <= 0)
         return MVCC_OK;
-    if (kind == RK_SINGLE && key.len > MVCC_MAX_KEY_BYTES)
-        return MVCC_OK; /* no such key can exist */
+    if (kind == RK_SINGLE) {
+        mvcc_ientry e;
+        bool found = false;
+        rc = mvcc_ilookup(c, key.data, key.len, rev, &e, &found, err);
+        if (rc || !found || e.tombstone)
+            return rc;
+        int r = fn(arg, &e);
+        return r < 0 ? r : MVCC_OK;
+    }
     MDB_cursor *cur = mvcc_ctx_kidx(c, err, &rc);
     if (!cur)
         return rc;
-    size_t start_len = key.len > MVCC_MAX_KEY_BYTES ? MVCC_MAX_KEY_BYTES : key.len;
+    /* A start key longer than a group's prefix may sit inside a group: start at the group. */
+    size_t start_len = key.len > MVCC_IKEY_PREFIX_BYTES ? MVCC_IKEY_PREFIX_BYTES : key.len;
     MDB_val k, v;
     int mrc = seek(c, cur, key.data, start_len, rev, INT64_MAX, &k, &v);
     for (;;) {
@@ -96,14 +220,17 @@ int mvcc_scan(mvcc_ctx *c, mvcc_bytes key, mvcc_bytes end, int64_t rev, mvcc_vis
         mvcc_ientry e;
         if (mvcc_ientry_decode(&k, &v, &e) != MVCC_OK)
             return mvcc_seterr(err, MVCC_ECORRUPT, "mvcc: bad key_index entry");
-        if (kind == RK_SINGLE) {
-            if (mvcc_bytes_cmp(e.key, e.key_len, key.data, key.len) == 0 && !e.tombstone) {
-                assert(e.main <= rev);
-                int r = fn(arg, &e);
-                if (r < 0)
-                    return r;
-            }
-            return MVCC_OK;
+        if (e.key_len > MVCC_IKEY_PREFIX_BYTES) {
+            /* every key of the group is longer than its prefix, so none is below an end that
+             * is at most the prefix */
+            if (kind == RK_RANGE &&
+                mvcc_bytes_cmp(e.key, MVCC_IKEY_PREFIX_BYTES, end.data, end.len) >= 0)
+                return MVCC_OK;
+            bool stop = false;
+            rc = scan_group(c, cur, key, end, rev, fn, arg, &k, &v, &mrc, &stop, err);
+            if (rc || stop)
+                return rc;
+            continue;
         }
         if (kind == RK_RANGE && mvcc_bytes_cmp(e.key, e.key_len, end.data, end.len) >= 0)
             return MVCC_OK;
@@ -143,29 +270,40 @@ int mvcc_scan(mvcc_ctx *c, mvcc_bytes key, mvcc_bytes end, int64_t rev, mvcc_vis
     }
 }
 
-int mvcc_ilookup(mvcc_ctx *c, const uint8_t *key, size_t key_len, int64_t rev, mvcc_ientry *e,
-                 bool *found, cord_error *err)
+int mvcc_ilookup_part(mvcc_ctx *c, const uint8_t *part, size_t part_len, int64_t rev,
+                      mvcc_ientry *e, bool *found, cord_error *err)
 {
     int rc = MVCC_OK;
     *found = false;
-    if (key_len > MVCC_MAX_KEY_BYTES)
-        return MVCC_OK;
     MDB_cursor *cur = mvcc_ctx_kidx(c, err, &rc);
     if (!cur)
         return rc;
     MDB_val k, v;
-    int mrc = seek(c, cur, key, key_len, rev, INT64_MAX, &k, &v);
+    int mrc = seek(c, cur, part, part_len, rev, INT64_MAX, &k, &v);
     if (mrc == MDB_NOTFOUND)
         return MVCC_OK;
     if (mrc)
         return mvcc_ctx_lmdb_fail(c, err, mrc, "lookup key_index");
     if (mvcc_ientry_decode(&k, &v, e) != MVCC_OK)
         return mvcc_seterr(err, MVCC_ECORRUPT, "mvcc: bad key_index entry");
-    if (mvcc_bytes_cmp(e->key, e->key_len, key, key_len) != 0)
+    if (mvcc_bytes_cmp(e->key, e->key_len, part, part_len) != 0)
         return MVCC_OK;
     assert(e->main <= rev);
     *found = true;
     return MVCC_OK;
+}
+
+int mvcc_ilookup(mvcc_ctx *c, const uint8_t *key, size_t key_len, int64_t rev, mvcc_ientry *e,
+                 bool *found, cord_error *err)
+{
+    uint8_t part[MVCC_IKEY_PART_MAX];
+    size_t part_len = mvcc_ikey_part(part, key, key_len);
+    int rc = mvcc_ilookup_part(c, part, part_len, rev, e, found, err);
+    if (!rc && *found) {
+        e->key = key;
+        e->key_len = key_len;
+    }
+    return rc;
 }
 
 int mvcc_fetch_kv(mvcc_ctx *c, int64_t main, int64_t sub, mvcc_kv *kv, cord_error *err)
@@ -447,11 +585,13 @@ out:
 static int lease_key_write(mvcc_ctx *c, int64_t lease, const uint8_t *key, size_t key_len,
                            bool attach, cord_error *err)
 {
-    uint8_t buf[8 + MVCC_MAX_KEY_BYTES];
-    assert(key_len <= MVCC_MAX_KEY_BYTES);
+    /* lease id ++ the key's part; a hashed part's record holds the full key */
+    uint8_t buf[8 + MVCC_IKEY_PART_MAX];
     mvcc_put_be64(buf, (uint64_t)lease);
-    memcpy(buf + 8, key, key_len);
-    MDB_val k = {8 + key_len, buf}, v = {0, NULL};
+    size_t part_len = mvcc_ikey_part(buf + 8, key, key_len);
+    MDB_val k = {8 + part_len, buf}, v = {0, NULL};
+    if (mvcc_ikey_part_hashed(part_len))
+        v = (MDB_val){key_len, (void *)key};
     int mrc = attach ? mdb_put(c->txn, c->s->dbi_lease, &k, &v, 0)
                      : mdb_del(c->txn, c->s->dbi_lease, &k, NULL);
     if (mrc && !(mrc == MDB_NOTFOUND && !attach))
@@ -478,7 +618,8 @@ static int write_revision(mvcc_ctx *c, const mvcc_kv *kv, bool tombstone, cord_e
 
     uint8_t ik[MVCC_IKEY_MAX];
     uint8_t iv[MVCC_IVAL_LIVE_BYTES] = {0};
-    MDB_val k = {mvcc_ikey_encode(ik, kv->key.data, kv->key.len, main, sub), ik};
+    size_t part_len = mvcc_ikey_part(ik, kv->key.data, kv->key.len);
+    MDB_val k = {mvcc_ikey_encode(ik, ik, part_len, main, sub), ik};
     MDB_val v = {1, iv};
     if (tombstone) {
         iv[0] = MVCC_IFLAG_TOMBSTONE;
@@ -725,9 +866,9 @@ static int check_put_req(const mvcc_store *s, const mvcc_put_req *p, cord_error 
         return mvcc_fail(err, MVCC_EVALUEPROVIDED);
     if (p->ignore_lease && p->lease != 0)
         return mvcc_fail(err, MVCC_ELEASEPROVIDED);
-    if (p->key.len > MVCC_MAX_KEY_BYTES)
+    if (p->key.len > s->opts.max_value_bytes)
         return mvcc_seterr(err, MVCC_ETOOLARGE, "%s (key of %zu bytes, limit %u)",
-                           mvcc_strerror(MVCC_ETOOLARGE), p->key.len, MVCC_MAX_KEY_BYTES);
+                           mvcc_strerror(MVCC_ETOOLARGE), p->key.len, s->opts.max_value_bytes);
     if (p->value.len > s->opts.max_value_bytes)
         return mvcc_seterr(err, MVCC_ETOOLARGE, "%s (value of %zu bytes, limit %u)",
                            mvcc_strerror(MVCC_ETOOLARGE), p->value.len, s->opts.max_value_bytes);
@@ -1360,7 +1501,11 @@ static int lease_scan(mvcc_ctx *c, int64_t lease, size_t max,
                 *more = true;
             break;
         }
-        rc = fn(arg, (const uint8_t *)k.mv_data + 8, k.mv_size - 8);
+        /* a hashed part: the record holds the key */
+        if (v.mv_size)
+            rc = fn(arg, v.mv_data, v.mv_size);
+        else
+            rc = fn(arg, (const uint8_t *)k.mv_data + 8, k.mv_size - 8);
         if (rc)
             break;
         seen++;

@@ -66,7 +66,8 @@ static int meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t va
     return MVCC_OK;
 }
 
-static int meta_read(MDB_txn *txn, MDB_dbi dbi, mvcc_meta *m, bool *initialized, cord_error *err)
+static int meta_read(MDB_txn *txn, MDB_dbi dbi, mvcc_meta *m, bool *initialized, uint64_t *format,
+                     cord_error *err)
 {
     uint64_t v = 0;
     bool found = false;
@@ -74,10 +75,11 @@ static int meta_read(MDB_txn *txn, MDB_dbi dbi, mvcc_meta *m, bool *initialized,
     if (rc)
         return rc;
     *initialized = found;
+    *format = v;
     memset(m, 0, sizeof(*m));
     if (!found)
         return MVCC_OK;
-    if (v != MVCC_FORMAT_VERSION)
+    if (v != MVCC_FORMAT_VERSION && v != 1)
         return mvcc_seterr(err, MVCC_ECORRUPT, "mvcc: unknown store format %llu",
                            (unsigned long long)v);
     struct {
@@ -121,6 +123,33 @@ static int meta_read(MDB_txn *txn, MDB_dbi dbi, mvcc_meta *m, bool *initialized,
                            (long long)m->current_rev, (long long)m->compact_rev,
                            (long long)m->compact_scheduled, (long long)m->compact_finished);
     return MVCC_OK;
+}
+
+/* Format 1 stored keys of up to MVCC_IKEY_PART_MAX bytes as they are; format 2 stores keys of
+ * exactly that length hashed. A format-1 store without such a key is a format-2 store. */
+static int upgrade_from_1(mvcc_store *s, MDB_txn *txn, cord_error *err)
+{
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(txn, s->dbi_kidx, &cur);
+    if (rc)
+        return mvcc_lmdb_fail(err, rc, "open key_index cursor");
+    MDB_val k, v;
+    size_t n = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size == MVCC_IKEY_PART_MAX + MVCC_REV_SUFFIX_BYTES)
+            n++;
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        return mvcc_lmdb_fail(err, rc, "scan key_index");
+    if (n)
+        return mvcc_seterr(err, MVCC_ECORRUPT,
+                           "mvcc: %s holds %zu revisions of keys of exactly %u bytes, which this "
+                           "version stores differently; read them with the version that wrote "
+                           "them, delete them, and compact past them first",
+                           s->dir, n, MVCC_IKEY_PART_MAX);
+    return meta_put_u64(txn, s->dbi_meta, META_FORMAT, MVCC_FORMAT_VERSION, err);
 }
 
 /* Writes the fields of `m` that differ from `old` (all of them when old is NULL). */
@@ -298,8 +327,11 @@ static int env_open(mvcc_store *s, cord_error *err)
         goto fail;
     }
     bool initialized = false;
-    rc = meta_read(txn, s->dbi_meta, &s->meta, &initialized, err);
+    uint64_t format = 0;
+    rc = meta_read(txn, s->dbi_meta, &s->meta, &initialized, &format, err);
     if (rc)
+        goto fail;
+    if (initialized && format == 1 && (rc = upgrade_from_1(s, txn, err)))
         goto fail;
     if (!initialized) {
         MDB_stat kst;
@@ -1074,8 +1106,8 @@ int mvcc_snapshot_copy(mvcc_store *s, int fd, uint64_t *applied_index, uint64_t 
 
 struct mvcc_image {
     mvcc_store *s;
-    MDB_txn *txn; /* pins every page of the copied state: writers cannot reuse them */
-    int fd;       /* the data file */
+    MDB_txn *txn;   /* pins every page of the copied state: writers cannot reuse them */
+    int fd;         /* the data file */
     uint8_t *metas; /* its meta pages, read while no commit could run */
     uint64_t meta_bytes;
     mvcc_image_info info;
@@ -1093,8 +1125,9 @@ static int image_pin(mvcc_store *s, mvcc_image *im, cord_error *err)
             return mvcc_lmdb_fail(err, rc, "begin image transaction");
         MDB_envinfo info;
         size_t got = 0;
-        int ferr = mdb_env_info(s->env, &info) != 0 ? EIO
-                   : fileio_pread_full(im->fd, im->metas, im->meta_bytes, 0, &got);
+        int ferr = mdb_env_info(s->env, &info) != 0
+                       ? EIO
+                       : fileio_pread_full(im->fd, im->metas, im->meta_bytes, 0, &got);
         mdb_txn_abort(w);
         if (ferr || got != im->meta_bytes)
             return cord_error_set(err, MVCC_EIO, ferr, "mvcc: read the meta pages");
@@ -1136,7 +1169,8 @@ int mvcc_image_open(mvcc_store *s, unsigned max_free_percent, mvcc_image **out,
         goto fail;
     mvcc_meta m;
     bool initialized = false;
-    rc = meta_read(im->txn, s->dbi_meta, &m, &initialized, err);
+    uint64_t format = 0;
+    rc = meta_read(im->txn, s->dbi_meta, &m, &initialized, &format, err);
     if (rc)
         goto fail;
     im->info.applied_index = m.applied_index;
@@ -1257,7 +1291,8 @@ int mvcc_snapshot_info(const char *path, uint64_t *applied_index, uint64_t *appl
     }
     mvcc_meta m;
     bool initialized = false;
-    rc = meta_read(txn, dbi, &m, &initialized, err);
+    uint64_t format = 0;
+    rc = meta_read(txn, dbi, &m, &initialized, &format, err);
     if (rc)
         goto out;
     if (!initialized) {

@@ -75,15 +75,63 @@ typedef struct kdef {
     size_t len;
 } kdef;
 
-#define NKEYS 12
-static const kdef KEYS[NKEYS] = {
+/* Twelve short keys, and twelve long ones built by init_keys: keys past MVCC_IKEY_SHORT_MAX
+ * bytes are stored hashed, and keys longer than MVCC_IKEY_PREFIX_BYTES that share that many
+ * bytes form a group that scans must put back in key order (mvcc_internal.h). */
+#define NSHORT 12
+#define NKEYS  (NSHORT + 12)
+static kdef KEYS[NKEYS] = {
     {"a", 1},   {"a/1", 3},  {"a/2", 3}, {"a0", 2},  {"ab", 2}, {"b", 1},
     {"b\0", 2}, {"b\0c", 3}, {"c", 1},   {"c/d", 3}, {"d", 1},  {"\xff", 1},
 };
-#define NBOUNDS 7
-static const kdef BOUNDS[NBOUNDS] = {
-    {"a/", 2}, {"a0", 2}, {"b\x01", 2}, {"c0", 2}, {"z", 1}, {"0", 1}, {"b", 1},
+#define NBOUNDS 12
+static kdef BOUNDS[NBOUNDS] = {
+    {"a/", 2}, {"a0", 2}, {"z", 1}, {"0", 1}, {"b", 1}, {"b\x01", 2}, {"c0", 2},
 };
+
+/* kdef of `head` (n bytes of it) followed by `count` bytes `c` */
+static kdef long_key(const char *head, size_t n, char c, size_t count)
+{
+    char *p = malloc(n + count);
+    memcpy(p, head, n);
+    memset(p + n, c, count);
+    return (kdef){p, n + count};
+}
+
+static void init_keys(void)
+{
+    /* P: "c/" and 477 'x', a group prefix (MVCC_IKEY_PREFIX_BYTES long) */
+    enum { PL = MVCC_IKEY_PREFIX_BYTES };
+    char P[PL + 1];
+    memcpy(P, "c/", 2);
+    memset(P + 2, 'x', PL - 2);
+    P[PL] = 0;
+    char Q[PL]; /* the next group prefix: P with its last byte 'y' */
+    memcpy(Q, P, PL);
+    Q[PL - 1] = 'y';
+    char Pa[PL + 1];
+    memcpy(Pa, P, PL);
+    Pa[PL] = 'a';
+    kdef *k = &KEYS[NSHORT];
+    k[0] = long_key(P, PL, 0, 0);                          /* the prefix itself: no group */
+    k[1] = long_key(P, PL, 'a', 1);                        /* in the group, stored as is */
+    k[2] = long_key(P, PL, 'b', MVCC_IKEY_SHORT_MAX - PL); /* the longest stored as is */
+    k[3] = long_key(P, PL, 'b', MVCC_IKEY_PART_MAX - PL);  /* the shortest hashed */
+    k[4] = long_key(Pa, PL + 1, 'y', 100);
+    k[5] = long_key(P, PL, 'c', 200);
+    k[6] = long_key(P, PL, 0, 17);
+    k[7] = long_key(P, PL, (char)0xff, 30);
+    k[8] = long_key(Q, PL, 0, 0);
+    k[9] = long_key(Q, PL, 'z', 600);
+    k[10] = long_key("c/", 2, 'x', 600);
+    k[11] = long_key("c/", 2, 'x', PL - 3);
+    kdef *b = &BOUNDS[7];
+    b[0] = long_key(P, PL, 'b', 1);
+    b[1] = long_key(P, PL, 'b', MVCC_IKEY_PART_MAX - PL + 1); /* just past k[3] */
+    b[2] = long_key(Pa, PL + 1, 'y', 50);
+    b[3] = long_key(P, PL, 'x', 1);
+    b[4] = long_key(Q, PL, 'z', 300);
+}
 
 static mvcc_bytes kb(int kid)
 {
@@ -1260,7 +1308,7 @@ static uint32_t model_hash(const model *m, int64_t rev)
         const mrev *r = all[i].r;
         if (r->main <= m->compacted && (r->tomb || latest(m, all[i].kid, rev) != r))
             continue;
-        uint8_t kbuf[18], vbuf[64];
+        uint8_t kbuf[18], vbuf[1024];
         mvcc_put_be64(kbuf, (uint64_t)r->main);
         kbuf[8] = '_';
         mvcc_put_be64(kbuf + 9, (uint64_t)r->sub);
@@ -1370,6 +1418,7 @@ static void run(void **state)
     printf("mvcc_model_test: seed %llu ops %ld (rerun: MVCC_SEED=%llu)\n",
            (unsigned long long)g_seed, nops, (unsigned long long)g_seed);
     fflush(stdout);
+    init_keys();
     init_order();
 
     world *w = calloc(1, sizeof(*w));

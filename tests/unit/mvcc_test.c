@@ -631,16 +631,20 @@ static void test_put_options(void **state)
     p = (mvcc_put_req){.key = B("x"), .value = B("x"), .lease = 3};
     assert_int_equal(mvcc_put(f->s, &f->a, &p, &resp, &err), MVCC_ELEASENOTFOUND);
     assert_string_equal(err.msg, "etcdserver: requested lease not found");
-    char big[MVCC_MAX_KEY_BYTES + 2];
-    memset(big, 'k', sizeof(big) - 1);
-    big[sizeof(big) - 1] = 0;
+    /* keys are limited as values are */
+    size_t max = MVCC_DEFAULT_MAX_VALUE_BYTES;
+    char *big = malloc(max + 2);
+    memset(big, 'k', max + 1);
+    big[max + 1] = 0;
     p = (mvcc_put_req){.key = B(big), .value = B("x")};
     assert_int_equal(mvcc_put(f->s, &f->a, &p, &resp, &err), MVCC_ETOOLARGE);
-    big[MVCC_MAX_KEY_BYTES] = 0; /* exactly the limit works */
+    assert_non_null(strstr(err.msg, "key of 2097153 bytes"));
+    big[max] = 0; /* exactly the limit works */
     p.key = B(big);
     assert_int_equal(mvcc_put(f->s, &f->a, &p, &resp, &err), MVCC_OK);
     assert_true(get(f, big, 0, NULL));
     assert_int_equal(cur_rev(f), before + 1);
+    free(big);
 }
 
 static void test_leases(void **state)
@@ -681,6 +685,159 @@ static void test_leases(void **state)
     assert_int_equal(mvcc_lease_revoke(f->s, &f->a, 7, false, &dr, NULL), MVCC_OK);
     assert_int_equal(dr.deleted, 0);
     assert_int_equal(cur_rev(f), rev + 1);
+}
+
+/* A key of `n` bytes: `head` then `fill` up to n (NUL-terminated; heap, free it). */
+static char *mkkey(const char *head, char fill, size_t n)
+{
+    char *k = malloc(n + 1);
+    size_t h = strlen(head);
+    memcpy(k, head, h < n ? h : n);
+    if (n > h)
+        memset(k + h, fill, n - h);
+    k[n] = 0;
+    return k;
+}
+
+static void test_long_keys(void **state)
+{
+    fx *f = *state;
+    /* one group (the same first MVCC_IKEY_PREFIX_BYTES bytes): keys stored as they are and
+     * hashed ones, put in an order that is neither key nor hash order */
+    size_t P = MVCC_IKEY_PREFIX_BYTES;
+    char *k[6];
+    k[0] = mkkey("g/", 'x', 8000);                /* hashed */
+    k[1] = mkkey("g/", 'x', P + 1);               /* as is */
+    k[2] = mkkey("g/", 'x', MVCC_IKEY_PART_MAX);  /* the shortest hashed */
+    k[3] = mkkey("g/", 'x', MVCC_IKEY_SHORT_MAX); /* the longest as is */
+    k[4] = mkkey("g/", 'x', 600);
+    k[5] = mkkey("g/", 'x', P); /* the group's prefix: not in the group */
+    int put_order[6] = {4, 0, 2, 5, 1, 3};
+    for (int i = 0; i < 6; i++)
+        put(f, k[put_order[i]], "first");
+    int key_order[6] = {5, 1, 3, 2, 4, 0}; /* by length: they share every byte */
+    /* single gets return the full key */
+    for (int i = 0; i < 6; i++) {
+        mvcc_kv kv;
+        assert_true(get(f, k[i], 0, &kv));
+        assert_true(mvt_eq(kv.key, k[i]));
+    }
+    char *absent = mkkey("g/", 'x', 700);
+    assert_false(get(f, absent, 0, NULL));
+    /* a prefix range lists them in key order, with values */
+    mvcc_range_req rq = {.key = B("g/"), .range_end = B("g0")};
+    mvcc_range_resp rr;
+    assert_int_equal(rng(f, &rq, &rr), MVCC_OK);
+    assert_int_equal(rr.count, 6);
+    for (int i = 0; i < 6; i++)
+        assert_true(mvt_eq(rr.kvs[i].key, k[key_order[i]]));
+    /* a start inside the group, an end inside the group */
+    rq = (mvcc_range_req){.key = B(k[3]), .range_end = B(k[4])};
+    assert_int_equal(rng(f, &rq, &rr), MVCC_OK);
+    assert_int_equal(rr.count, 2); /* k[3], k[2] */
+    assert_true(mvt_eq(rr.kvs[0].key, k[3]) && mvt_eq(rr.kvs[1].key, k[2]));
+    /* limit and descending order */
+    rq = (mvcc_range_req){
+        .key = B("g/"), .range_end = B("g0"), .limit = 2, .sort_order = MVCC_SORT_DESCEND};
+    assert_int_equal(rng(f, &rq, &rr), MVCC_OK);
+    assert_int_equal(rr.kvs_len, 2);
+    assert_true(rr.more);
+    assert_true(mvt_eq(rr.kvs[0].key, k[0]) && mvt_eq(rr.kvs[1].key, k[4]));
+    /* from a key */
+    rq = (mvcc_range_req){.key = B(k[2]), .range_end = {(const uint8_t *)"", 1}, .keys_only = true};
+    assert_int_equal(rng(f, &rq, &rr), MVCC_OK);
+    assert_int_equal(rr.count, 3);
+    assert_true(mvt_eq(rr.kvs[0].key, k[2]) && mvt_eq(rr.kvs[2].key, k[0]));
+    /* an old revision of a hashed key */
+    int64_t r1 = cur_rev(f);
+    put(f, k[0], "second");
+    mvcc_kv kv;
+    assert_true(get(f, k[0], r1, &kv));
+    assert_true(mvt_eq(kv.value, "first"));
+    assert_true(get(f, k[0], 0, &kv));
+    assert_true(mvt_eq(kv.value, "second"));
+    assert_int_equal(kv.version, 2);
+    /* leases: listed and revoked by full key */
+    put_lease(f, k[2], "l", 9);
+    put_lease(f, k[1], "l", 9);
+    mvcc_bytes *keys;
+    size_t n;
+    bool more;
+    assert_int_equal(mvcc_lease_keys(f->s, &f->a, 9, 0, &keys, &n, &more, NULL), MVCC_OK);
+    assert_int_equal(n, 2);
+    assert_true((mvt_eq(keys[0], k[1]) && mvt_eq(keys[1], k[2])) ||
+                (mvt_eq(keys[0], k[2]) && mvt_eq(keys[1], k[1])));
+    mvcc_delete_resp dr;
+    assert_int_equal(mvcc_lease_revoke(f->s, &f->a, 9, true, &dr, NULL), MVCC_OK);
+    assert_int_equal(dr.deleted, 2);
+    assert_false(get(f, k[2], 0, NULL));
+    assert_false(get(f, k[1], 0, NULL));
+    assert_int_equal(mvt_db_entries(f->s, "lease_keys"), 0);
+    /* compaction drops the hashed keys' old revisions and the tombstones (below C) */
+    put(f, "z", "z");
+    assert_int_equal(mvcc_compact(f->s, cur_rev(f), NULL), MVCC_OK);
+    bool done = false;
+    while (!done)
+        assert_int_equal(mvcc_compact_step(f->s, &done, NULL), MVCC_OK);
+    assert_int_equal(mvt_db_entries(f->s, "key_index"), 5); /* k[0], k[3], k[4], k[5], z */
+    assert_int_equal(mvt_db_entries(f->s, "key"), 5);
+    assert_true(get(f, k[0], 0, &kv));
+    assert_true(mvt_eq(kv.value, "second"));
+    /* a range delete across the group, with prev kvs, after a reopen */
+    fx_reopen(f);
+    mvcc_delete_req dq = {.key = B(k[3]), .range_end = B("g0"), .prev_kv = true};
+    assert_int_equal(mvcc_delete_range(f->s, &f->a, &dq, &dr, NULL), MVCC_OK);
+    assert_int_equal(dr.deleted, 3);
+    assert_true(mvt_eq(dr.prev_kvs[0].key, k[3]) && mvt_eq(dr.prev_kvs[2].key, k[0]));
+    rq = (mvcc_range_req){.key = B("g/"), .range_end = B("g0")};
+    assert_int_equal(rng(f, &rq, &rr), MVCC_OK);
+    assert_int_equal(rr.count, 1);
+    assert_true(mvt_eq(rr.kvs[0].key, k[5]));
+    for (int i = 0; i < 6; i++)
+        free(k[i]);
+    free(absent);
+}
+
+/* Sets the store's format record (the store must be idle). */
+static void set_format(fx *f, uint64_t v)
+{
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_txn_begin(mvcc_env(f->s), NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    uint8_t b[8];
+    mvcc_put_be64(b, v);
+    MDB_val k = {strlen("format_version"), "format_version"}, val = {8, b};
+    assert_int_equal(mdb_put(txn, dbi, &k, &val, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+}
+
+/* A store of format 1 (keys of up to 495 bytes stored as they are) opens as format 2 unless
+ * it holds a key of exactly 495 bytes, which format 2 stores hashed. */
+static void test_format_1_upgrade(void **state)
+{
+    fx *f = *state;
+    put(f, "a", "1");
+    set_format(f, 1);
+    fx_reopen(f);
+    assert_true(get(f, "a", 0, NULL));
+    mvcc_close(f->s);
+    f->s = NULL;
+    /* what it wrote back is format 2: a format 2 store with a 495-byte key opens */
+    fx_open(f);
+    char *k = mkkey("k", 'k', MVCC_IKEY_PART_MAX);
+    put(f, k, "v");
+    fx_reopen(f);
+    assert_true(get(f, k, 0, NULL));
+    /* the same bytes read as format 1 would be a 495-byte key stored as is: refused */
+    set_format(f, 1);
+    mvcc_close(f->s);
+    f->s = NULL;
+    cord_error err;
+    assert_int_equal(mvcc_open(f->dir, &f->opts, &f->s, &err), MVCC_ECORRUPT);
+    assert_non_null(strstr(err.msg, "keys of exactly 495 bytes"));
+    assert_null(f->s);
+    free(k);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1749,6 +1906,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_range_sort_and_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_format_1_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_compare_and_branches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_nested, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_errors, setup, teardown),
