@@ -84,7 +84,9 @@ static kdef KEYS[NKEYS] = {
     {"a", 1},   {"a/1", 3},  {"a/2", 3}, {"a0", 2},  {"ab", 2}, {"b", 1},
     {"b\0", 2}, {"b\0c", 3}, {"c", 1},   {"c/d", 3}, {"d", 1},  {"\xff", 1},
 };
-#define NBOUNDS 12
+/* room for the protobuf of any revision (model_hash): checked in run */
+#define PB_KV_MAX 2048
+#define NBOUNDS   12
 static kdef BOUNDS[NBOUNDS] = {
     {"a/", 2}, {"a0", 2}, {"z", 1}, {"0", 1}, {"b", 1}, {"b\x01", 2}, {"c0", 2},
 };
@@ -1308,7 +1310,7 @@ static uint32_t model_hash(const model *m, int64_t rev)
         const mrev *r = all[i].r;
         if (r->main <= m->compacted && (r->tomb || latest(m, all[i].kid, rev) != r))
             continue;
-        uint8_t kbuf[18], vbuf[1024];
+        uint8_t kbuf[18], vbuf[PB_KV_MAX];
         mvcc_put_be64(kbuf, (uint64_t)r->main);
         kbuf[8] = '_';
         mvcc_put_be64(kbuf + 9, (uint64_t)r->sub);
@@ -1420,6 +1422,9 @@ static void run(void **state)
     fflush(stdout);
     init_keys();
     init_order();
+    for (int i = 0; i < NKEYS; i++)
+        if (KEYS[i].len + 64 + VMAX > PB_KV_MAX)
+            fail_msg("key %d of %zu bytes: raise PB_KV_MAX", i, KEYS[i].len);
 
     world *w = calloc(1, sizeof(*w));
     w->dir_p = mvt_tmpdir("mvcc-model-p");
