@@ -898,6 +898,8 @@ uint64_t api_call_id(const api_call *c)
 }
 size_t api_call_pending_send_bytes(const api_call *c)
 {
+    if (!c->conn && c->vops && c->vops->pending_bytes && !c->vclosed)
+        return c->vops->pending_bytes(c->vctx);
     return c->q_bytes;
 }
 void api_call_set_drain_cb(api_call *c, void (*fn)(api_call *, void *), void *ud,
@@ -1685,6 +1687,12 @@ int api_http_stream_write(api_http_req *r, const void *data, size_t len)
     bool ok = conn_write(c, buf, (size_t)n + len + 2, NULL, 0);
     free(buf);
     return ok ? API_OK : API_ECLOSED;
+}
+
+size_t api_http_stream_pending(const api_http_req *r)
+{
+    const api_conn *c = r->conn;
+    return c && !c->want_close && !c->torn_down ? c->write_inflight : 0;
 }
 
 void api_http_stream_end(api_http_req *r)

@@ -305,8 +305,9 @@ const char *api_call_header(const api_call *c, const char *name);
  * (an HTTP/1.1 route) feeds it request messages and gets the handler's
  * replies through callbacks. The handler sees an ordinary api_call: every
  * api_call_* function works on it (api_call_peer is "gateway", there are no
- * headers, api_call_pending_send_bytes is 0, an armed drain callback runs at
- * the next loop iteration).
+ * headers, api_call_pending_send_bytes is what the owner's pending_bytes
+ * reports (0 without it), an armed drain callback runs at the next loop
+ * iteration).
  *
  * Lifetime: the owner (who created it) calls api_call_virtual_close exactly
  * once, when it no longer wants replies (after on_finish, or when its own
@@ -324,6 +325,10 @@ typedef struct api_virtual_ops {
      * message (never NULL, "" if none; valid during the call only). Called at
      * most once. The owner may call api_call_virtual_close from here. */
     void (*on_finish)(void *ctx, int grpc_status, const char *grpc_message);
+    /* optional: the replies the owner has taken and not yet passed on (its own
+     * client's backlog), for api_call_pending_send_bytes: what paces a big
+     * stream such as Maintenance.Snapshot */
+    size_t (*pending_bytes)(void *ctx);
 } api_virtual_ops;
 
 /* api_call_virtual_new: a virtual call of the method registered under the
@@ -371,6 +376,10 @@ void api_http_stream_begin(api_http_req *r, int status, const char *content_type
  * API_EBUSY (the client is not reading: pending bytes past the limit; the
  * chunk was dropped and the connection will be closed). */
 int api_http_stream_write(api_http_req *r, const void *data, size_t len);
+
+/* api_http_stream_pending: response bytes written and not yet taken by the
+ * socket (0 once the client is gone). */
+size_t api_http_stream_pending(const api_http_req *r);
 
 /* api_http_stream_end: last chunk; ends the request: r is invalid after. */
 void api_http_stream_end(api_http_req *r);

@@ -199,7 +199,7 @@ static void unary_finish(void *ctx, int status, const char *message)
         ic_end(op, status, message);
 }
 
-static const api_virtual_ops unary_ops = {unary_message, unary_finish};
+static const api_virtual_ops unary_ops = {.on_message = unary_message, .on_finish = unary_finish};
 
 /* Watch: the first event that ends the wait (a delete of the key; Observe's first put), or
  * for Observe following a leader every event. */
@@ -248,7 +248,7 @@ static void watch_finish(void *ctx, int status, const char *message)
                status ? message : "etcdserver: watch ended");
 }
 
-static const api_virtual_ops watch_ops = {watch_message, watch_finish};
+static const api_virtual_ops watch_ops = {.on_message = watch_message, .on_finish = watch_finish};
 
 /* Starts an internal call of `path` with request `req`; `next` gets its answer. A unary
  * call is half-closed after its request; a watch stays open until its event. */

@@ -81,6 +81,8 @@ typedef struct gw_route {
       hash_kvresponse, false, false)                                                               \
     X("/v3/maintenance/transfer-leadership", etcdserverpb, "Maintenance/MoveLeader",               \
       move_leader_request, move_leader_response, false, false)                                     \
+    X("/v3/maintenance/snapshot", etcdserverpb, "Maintenance/Snapshot", snapshot_request,          \
+      snapshot_response, true, false)                                                              \
     X("/v3/lock/lock", v3lockpb, "Lock/Lock", lock_request, lock_response, false, false)           \
     X("/v3/lock/unlock", v3lockpb, "Lock/Unlock", unlock_request, unlock_response, false, false)   \
     X("/v3/election/campaign", v3electionpb, "Election/Campaign", campaign_request,                \
@@ -330,7 +332,8 @@ static void gw_unary_finish(void *ctx, int status, const char *message)
     gw_maybe_free(g);
 }
 
-static const api_virtual_ops gw_unary_ops = {gw_unary_message, gw_unary_finish};
+static const api_virtual_ops gw_unary_ops = {.on_message = gw_unary_message,
+                                             .on_finish = gw_unary_finish};
 
 /* ------------------------------------------------------------ streaming */
 
@@ -400,7 +403,17 @@ static void gw_stream_finish(void *ctx, int status, const char *message)
     gw_maybe_free(g);
 }
 
-static const api_virtual_ops gw_stream_ops = {gw_stream_message, gw_stream_finish};
+/* What the HTTP client has not taken yet: paces the snapshot stream, which sends while
+ * this is under its limit (the watch hub has limits of its own). */
+static size_t gw_stream_pending(void *ctx)
+{
+    gw_req *g = ctx;
+    return g->req ? api_http_stream_pending(g->req) : 0;
+}
+
+static const api_virtual_ops gw_stream_ops = {.on_message = gw_stream_message,
+                                              .on_finish = gw_stream_finish,
+                                              .pending_bytes = gw_stream_pending};
 
 /* ------------------------------------------------------------ dispatch */
 

@@ -21,7 +21,7 @@
 
 #include "api/http_server.h"
 
-#define GATEWAY_N_ROUTES 32
+#define GATEWAY_N_ROUTES 33
 
 /* The gateway's HTTP/1.1 routes (ud NULL: the caller sets it to the member). */
 extern const api_http_route gateway_routes[GATEWAY_N_ROUTES];

@@ -430,7 +430,7 @@ static void v_finish(void *ctx, int status, const char *message)
     v_maybe_free(v);
 }
 
-static const api_virtual_ops v_ops = {v_msg, v_finish};
+static const api_virtual_ops v_ops = {.on_message = v_msg, .on_finish = v_finish};
 
 static void v_http_closed(api_http_req *r, void *ud)
 {
