@@ -633,7 +633,14 @@ class Harness:
         try:
             while time.time() < deadline and not self.stop.is_set():
                 epoch = int(self.elapsed() // self.args.epoch)
-                key = "k/%04d/%d" % (epoch, rng.randrange(self.args.keys))
+                if self.args.long_keys:
+                    # the epoch's keys share their first 479 bytes (one group in cord's key
+                    # index); even ones (489 bytes) are stored as they are, odd ones (509)
+                    # hashed
+                    i = rng.randrange(self.args.keys)
+                    key = "k/%04d/%s/%d" % (epoch, "x" * (480 + 20 * (i % 2)), i)
+                else:
+                    key = "k/%04d/%d" % (epoch, rng.randrange(self.args.keys))
                 self.keys.add(key)
                 seq += 1
                 value = "%d-%d" % (cid, seq)
@@ -1173,6 +1180,8 @@ def main(argv=None):
     ap.add_argument("--lease-clients", type=int, default=2)
     ap.add_argument("--keys", type=int, default=5, help="keys per epoch")
     ap.add_argument("--epoch", type=float, default=20, help="seconds before clients move to new keys")
+    ap.add_argument("--long-keys", action="store_true",
+                    help="clients use keys of about 500 bytes that share their first 479")
     ap.add_argument("--snapshot-count", type=int, default=300)
     ap.add_argument("--log-memory-bytes", type=int, default=None,
                     help="the members' --log-memory-bytes (default: theirs); small values make "
@@ -1196,6 +1205,8 @@ def main(argv=None):
             return 2
     rerun = "tests/nemesis/run --time %g --nemesis %s --seed %d --members %d" % (
         args.time, args.nemesis, args.seed, args.members)
+    if args.long_keys:
+        rerun += " --long-keys"
     if os.path.abspath(args.cord) != os.path.join(ROOT, "build", "cord"):
         rerun += " --cord %s" % args.cord
     if os.path.exists(os.path.join(args.out, "verdict.json")) or os.path.exists(os.path.join(args.out, "data")):
