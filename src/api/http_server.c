@@ -880,6 +880,11 @@ bool api_call_half_closed(const api_call *c)
 {
     return c->half_closed;
 }
+bool api_call_can_send(const api_call *c)
+{
+    return call_usable(c) && !(!c->conn && c->vclosed);
+}
+
 bool api_call_finished(const api_call *c)
 {
     return c->finished;

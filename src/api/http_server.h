@@ -277,6 +277,11 @@ void *api_call_get_ud(const api_call *c);
 /* api_call_id: unique per server, never 0. */
 uint64_t api_call_id(const api_call *c);
 
+/* api_call_can_send: a reply would still reach the client: the call is not
+ * finished, not gone, its connection is open (a virtual call: its owner has
+ * not closed it). A stream producer stops when this turns false. */
+bool api_call_can_send(const api_call *c);
+
 /* api_call_pending_send_bytes: reply bytes of this call queued and not yet
  * handed to the socket (held back by flow control); slow-watcher handling. */
 size_t api_call_pending_send_bytes(const api_call *c);

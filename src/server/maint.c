@@ -281,7 +281,8 @@ static void snap_pump(uv_timer_t *t)
         return;
     }
     uint8_t buf[SNAP_CHUNK_BYTES];
-    while (s->sent < s->size && api_call_pending_send_bytes(s->call) < SNAP_MAX_PENDING) {
+    while (s->sent < s->size && api_call_can_send(s->call) &&
+           api_call_pending_send_bytes(s->call) < SNAP_MAX_PENDING) {
         size_t want = s->size - s->sent < sizeof buf ? (size_t)(s->size - s->sent) : sizeof buf;
         ssize_t n = pread(s->fd, buf, want, (off_t)s->sent);
         if (n <= 0) {
@@ -308,6 +309,10 @@ static void snap_pump(uv_timer_t *t)
         etcdserverpb__snapshot_response__pack(&r, out);
         api_call_send(s->call, out, plen);
         free(out);
+    }
+    if (!api_call_can_send(s->call)) { /* the client left: read no further */
+        snap_stream_end(s);
+        return;
     }
     if (s->sent < s->size) {
         uv_timer_start(&s->timer, snap_pump, 5, 0); /* wait for the client to read */

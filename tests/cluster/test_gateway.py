@@ -562,4 +562,14 @@ def test_snapshot_stream_waits_for_a_slow_reader(cluster1):
             break
     s.close()
     assert tail.endswith(b"\r\n0\r\n\r\n") and n > 90_000_000, (n, tail)
+
+    # a client that leaves after the first message: the member stops reading the file (it
+    # read all 70 MB for nobody, blocking its loop meanwhile, before api_call_can_send)
+    def rchar():
+        with open("/proc/%d/io" % m.proc.pid) as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("rchar"))
+    before = rchar()
+    assert len(snapshot_lines(m.client_port, stop_after=1)) == 1
+    time.sleep(1)
+    assert rchar() - before < 20_000_000, rchar() - before
     ok(u, "/v3/kv/deleterange", {"key": b64("gwslow/"), "range_end": b64("gwslow0")})
