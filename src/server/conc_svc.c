@@ -22,6 +22,7 @@
  * client goes away while it waits deletes its key, as etcd's Mutex does; a Campaign does so
  * when its client goes away.
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,8 @@ struct conc_op {
     /* the recipe's state */
     uint8_t *pfx; /* name + "/" */
     size_t pfx_len;
+    uint8_t *pfx_end; /* the end of the range of keys under pfx */
+    size_t pfx_end_len;
     uint8_t *name;
     size_t name_len;
     char *key; /* our key (name/<hex lease>, or the one the request names) */
@@ -80,6 +83,7 @@ static void op_free(conc_op *op)
     free(op->ic_message);
     free(op->ic_reply);
     free(op->pfx);
+    free(op->pfx_end);
     free(op->name);
     free(op->key);
     free(op->value);
@@ -279,16 +283,17 @@ static void ic_start(conc_op *op, const char *path, const ProtobufCMessage *req,
 
 /* ------------------------------------------------------------ requests */
 
+/* A single key, or with `prefix` the keys under op->pfx. */
 static void start_range(conc_op *op, const uint8_t *key, size_t key_len, bool prefix,
                         bool last_create, int64_t max_create, conc_step next)
 {
-    uint8_t end[4096];
     Etcdserverpb__RangeRequest rq = ETCDSERVERPB__RANGE_REQUEST__INIT;
     rq.key.data = (uint8_t *)key;
     rq.key.len = key_len;
     if (prefix) {
-        rq.range_end.data = end;
-        rq.range_end.len = key_prefix_end(key, key_len, end);
+        assert(key == op->pfx);
+        rq.range_end.data = op->pfx_end;
+        rq.range_end.len = op->pfx_end_len;
         rq.limit = 1;
         rq.sort_target = ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__CREATE;
         rq.sort_order = last_create ? ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND
@@ -301,13 +306,13 @@ static void start_range(conc_op *op, const uint8_t *key, size_t key_len, bool pr
 static void start_watch(conc_op *op, const uint8_t *key, size_t key_len, bool prefix, int64_t from,
                         bool want_put, conc_step next)
 {
-    uint8_t end[4096];
     Etcdserverpb__WatchCreateRequest cr = ETCDSERVERPB__WATCH_CREATE_REQUEST__INIT;
     cr.key.data = (uint8_t *)key;
     cr.key.len = key_len;
     if (prefix) {
-        cr.range_end.data = end;
-        cr.range_end.len = key_prefix_end(key, key_len, end);
+        assert(key == op->pfx);
+        cr.range_end.data = op->pfx_end;
+        cr.range_end.len = op->pfx_end_len;
     }
     cr.start_revision = from;
     Etcdserverpb__WatchRequest wr = ETCDSERVERPB__WATCH_REQUEST__INIT;
@@ -470,7 +475,7 @@ static conc_op *op_new(member *m, api_call *call, enum conc_kind kind, const uin
                        size_t name_len)
 {
     conc_op *op = calloc(1, sizeof *op);
-    if (!op || name_len > 3000)
+    if (!op)
         goto fail;
     op->m = m;
     op->call = call;
@@ -478,20 +483,20 @@ static conc_op *op_new(member *m, api_call *call, enum conc_kind kind, const uin
     op->name = dup_bytes(name, name_len);
     op->name_len = name_len;
     op->pfx = malloc(name_len + 1);
-    if (!op->name || !op->pfx)
+    op->pfx_end = malloc(name_len + 1);
+    if (!op->name || !op->pfx || !op->pfx_end)
         goto fail;
     if (name_len)
         memcpy(op->pfx, name, name_len);
     op->pfx[name_len] = '/';
     op->pfx_len = name_len + 1;
+    op->pfx_end_len = key_prefix_end(op->pfx, op->pfx_len, op->pfx_end);
     api_call_set_ud(call, op);
     return op;
 fail:
     if (op)
         op_free(op);
-    member_reply_error(call, name_len > 3000 ? 3 : 8,
-                       name_len > 3000 ? "etcdserver: request is too large"
-                                       : "etcdserver: out of memory");
+    member_reply_error(call, 8, "etcdserver: out of memory");
     return NULL;
 }
 
@@ -621,12 +626,11 @@ static void acquire_txn(conc_op *op)
     gop.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
     gop.request_range = &get;
 
-    uint8_t end[4096];
     Etcdserverpb__RangeRequest owner = ETCDSERVERPB__RANGE_REQUEST__INIT;
     owner.key.data = op->pfx;
     owner.key.len = op->pfx_len;
-    owner.range_end.data = end;
-    owner.range_end.len = key_prefix_end(op->pfx, op->pfx_len, end);
+    owner.range_end.data = op->pfx_end;
+    owner.range_end.len = op->pfx_end_len;
     owner.limit = 1;
     owner.sort_target = ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__CREATE;
     owner.sort_order = ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__ASCEND;

@@ -191,6 +191,35 @@ def test_lock_with_a_lease(cluster3):
     b.close()
 
 
+def test_long_names(cluster3):
+    """Names of any length, as etcd takes them (cord refused names over 3,000 bytes, and its
+    store keys over 495 bytes): a lock and an election on 5,000-byte names whose keys share
+    their first 479 bytes with a neighbour's."""
+    eps = endpoints(cluster3)
+    a, b = Conc(eps[0]), Conc(eps[1])
+    name = "ln/" + "n" * 5000
+    other = name + "x"  # its keys fall inside name's key range but not under name + "/"
+    key, _ = a.lock(name)
+    assert key.startswith(name.encode() + b"/")
+    okey, _ = b.lock(other, timeout=5)  # not held by a's lock
+    f = b.lock_future(name, timeout=20)
+    time.sleep(0.5)
+    assert not f.done()
+    a.unlock(key)
+    bkey = one(dec(f.result()), 2, b"")
+    assert bkey.startswith(name.encode() + b"/") and bkey != key
+    b.unlock(bkey)
+    b.unlock(okey)
+    la, _ = a.campaign(name, "v1")
+    assert la["name"] == name.encode()
+    kv, _ = b.leader(name)
+    assert kv["value"] == b"v1" and kv["key"] == la["key"]
+    a.resign(la)
+    assert keys_under(cluster3, "ln/") == []
+    a.close()
+    b.close()
+
+
 def test_lock_whose_session_expired(cluster3):
     """A waiter whose lease expires while it waits does not get the lock."""
     eps = endpoints(cluster3)
