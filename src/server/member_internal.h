@@ -16,6 +16,7 @@
 #include "server/config.h"
 #include "server/member.h"
 #include "server/storage.h"
+#include "server/watch_pb.h"
 #include "transport/transport.h"
 #include "lease/lease.h"
 #include "watch/watch.h"
@@ -176,6 +177,7 @@ struct member {
     /* watch (watch_svc.c) */
     watch_hub *watch;
     mvcc_arena watch_arena;
+    watch_pb watch_pb; /* packs events responses for many watchers at once */
     watch_event *watch_ev;
     watch_kv *watch_prev;
     size_t watch_cap;

@@ -116,6 +116,19 @@ static int send_piece(watch_call *wc, const watch_response *resp, size_t from, s
 {
     member *m = wc->m;
     size_t n = to - from;
+    if (resp->kind == WATCH_RESP_EVENTS && !resp->created && !resp->canceled &&
+        !resp->compact_revision && !resp->cancel_reason) {
+        uint64_t cluster_id, member_id, term;
+        member_header_ids(m, &cluster_id, &member_id, &term);
+        size_t len = 0;
+        const uint8_t *msg =
+            watch_pb_events(&m->watch_pb, cluster_id, member_id, term, resp->revision,
+                            resp->watch_id, fragment, resp->events + from, n, &len);
+        if (!msg)
+            return -1;
+        api_call_send(wc->call, msg, len);
+        return 0;
+    }
     Mvccpb__Event *ev = n ? calloc(n, sizeof(*ev)) : NULL;
     Mvccpb__Event **evp = n ? calloc(n, sizeof(*evp)) : NULL;
     Mvccpb__KeyValue *kvs = n ? calloc(2 * n, sizeof(*kvs)) : NULL;
@@ -340,6 +353,7 @@ int watch_svc_start(member *m, cord_error *err)
     memset(&st, 0, sizeof st);
     (void)mvcc_status_get(storage_mvcc(m->st), &st, NULL);
     mvcc_arena_init(&m->watch_arena, 0);
+    watch_pb_init(&m->watch_pb);
     watch_hub_options o = {.history = history_cb,
                            .history_ctx = m,
                            .current_revision = st.current_revision > 0 ? st.current_revision : 1,
@@ -361,6 +375,7 @@ void watch_svc_free(member *m)
     watch_hub_free(m->watch);
     m->watch = NULL;
     mvcc_arena_reset(&m->watch_arena);
+    watch_pb_free(&m->watch_pb);
     free(m->watch_ev);
     free(m->watch_prev);
 }
