@@ -19,7 +19,7 @@
 #include "watch/watch.h"
 
 #define WATCH_PB_SLOTS          64u
-#define WATCH_PB_MAX_EVENT_SIZE (64u * 1024u) /* bigger events are packed each time */
+#define WATCH_PB_MAX_EVENT_SIZE (16u * 1024u) /* bigger events are packed each time */
 
 typedef struct watch_pb_slot {
     uint8_t *key; /* a copy of the event's key */
