@@ -8,6 +8,7 @@
  * and the hub re-reads them from history later, so nothing grows without
  * bound in the member.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,64 +97,31 @@ static int history_cb(void *ctx, const watch_history_req *req, watch_history_res
 
 /* --------------------------------------------------------------- sink */
 
-static void fill_kv(Mvccpb__KeyValue *out, const watch_kv *kv)
-{
-    Mvccpb__KeyValue init = MVCCPB__KEY_VALUE__INIT;
-    *out = init;
-    out->key.data = (uint8_t *)kv->key.data;
-    out->key.len = kv->key.len;
-    out->create_revision = kv->create_revision;
-    out->mod_revision = kv->mod_revision;
-    out->version = kv->version;
-    out->value.data = (uint8_t *)kv->value.data;
-    out->value.len = kv->value.len;
-    out->lease = kv->lease;
-}
-
-/* Packs and sends one WatchResponse with events [from, to). */
+/* Packs and sends one WatchResponse: events [from, to) of an events response (watch_pb), or
+ * a created, canceled or progress response, which carry none. */
 static int send_piece(watch_call *wc, const watch_response *resp, size_t from, size_t to,
                       bool fragment)
 {
     member *m = wc->m;
-    size_t n = to - from;
-    if (resp->kind == WATCH_RESP_EVENTS && !resp->created && !resp->canceled &&
-        !resp->compact_revision && !resp->cancel_reason) {
-        uint64_t cluster_id, member_id, term;
-        member_header_ids(m, &cluster_id, &member_id, &term);
+    uint64_t cluster_id, member_id, term;
+    member_header_ids(m, &cluster_id, &member_id, &term);
+    if (resp->kind == WATCH_RESP_EVENTS) {
+        assert(!resp->created && !resp->canceled && !resp->compact_revision &&
+               !resp->cancel_reason);
         size_t len = 0;
         const uint8_t *msg =
             watch_pb_events(&m->watch_pb, cluster_id, member_id, term, resp->revision,
-                            resp->watch_id, fragment, resp->events + from, n, &len);
+                            resp->watch_id, fragment, resp->events + from, to - from, &len);
         if (!msg)
             return -1;
         api_call_send(wc->call, msg, len);
         return 0;
     }
-    Mvccpb__Event *ev = n ? calloc(n, sizeof(*ev)) : NULL;
-    Mvccpb__Event **evp = n ? calloc(n, sizeof(*evp)) : NULL;
-    Mvccpb__KeyValue *kvs = n ? calloc(2 * n, sizeof(*kvs)) : NULL;
-    if (n && (!ev || !evp || !kvs)) {
-        free(ev);
-        free(evp);
-        free(kvs);
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const watch_event *e = &resp->events[from + i];
-        Mvccpb__Event init = MVCCPB__EVENT__INIT;
-        ev[i] = init;
-        ev[i].type = e->type == WATCH_EVENT_PUT ? MVCCPB__EVENT__EVENT_TYPE__PUT
-                                                : MVCCPB__EVENT__EVENT_TYPE__DELETE;
-        fill_kv(&kvs[2 * i], &e->kv);
-        ev[i].kv = &kvs[2 * i];
-        if (e->prev_kv) {
-            fill_kv(&kvs[2 * i + 1], e->prev_kv);
-            ev[i].prev_kv = &kvs[2 * i + 1];
-        }
-        evp[i] = &ev[i];
-    }
+    assert(from == to);
     Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-    member_header_ids(m, &h.cluster_id, &h.member_id, &h.raft_term);
+    h.cluster_id = cluster_id;
+    h.member_id = member_id;
+    h.raft_term = term;
     h.revision = resp->revision;
     Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
     r.header = &h;
@@ -164,8 +132,6 @@ static int send_piece(watch_call *wc, const watch_response *resp, size_t from, s
     if (resp->cancel_reason)
         r.cancel_reason = (char *)resp->cancel_reason;
     r.fragment = fragment;
-    r.events = evp;
-    r.n_events = n;
     uint8_t *buf;
     size_t len;
     int rc = member_pack(&r.base, &buf, &len);
@@ -173,9 +139,6 @@ static int send_piece(watch_call *wc, const watch_response *resp, size_t from, s
         api_call_send(wc->call, buf, len);
         free(buf);
     }
-    free(ev);
-    free(evp);
-    free(kvs);
     return rc;
 }
 
