@@ -629,7 +629,13 @@ static int write_revision(mvcc_ctx *c, const mvcc_kv *kv, bool tombstone, cord_e
         mvcc_put_be64(iv + 17, (uint64_t)kv->lease);
         v.mv_size = MVCC_IVAL_LIVE_BYTES;
     }
-    mrc = mdb_put(c->txn, c->s->dbi_kidx, &k, &v, MDB_NOOVERWRITE);
+    /* through the ctx's cursor: a put's lookup has just left it on this key's leaf, where
+     * LMDB then searches without descending from the root again */
+    int rc = MVCC_OK;
+    MDB_cursor *cur = mvcc_ctx_kidx(c, err, &rc);
+    if (!cur)
+        return rc;
+    mrc = mdb_cursor_put(cur, &k, &v, MDB_NOOVERWRITE);
     if (mrc == MDB_KEYEXIST)
         return mvcc_seterr(err, MVCC_ECORRUPT, "mvcc: key_index already has revision %lld",
                            (long long)main);
