@@ -4,6 +4,8 @@
  */
 #include "mvcc/mvcc_internal.h"
 
+#include "common/varint.h"
+
 #include <openssl/evp.h>
 #include <stdlib.h>
 
@@ -110,41 +112,21 @@ int mvcc_ikey_cmp(const MDB_val *a, const MDB_val *b)
 /* ---- protobuf: mvccpb.KeyValue {1 key, 2 create_revision, 3 mod_revision, 4 version,
  *      5 value, 6 lease}; proto3, zero fields omitted, ascending field order (gogoproto). */
 
-static size_t varint_size(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static uint8_t *varint_put(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
 size_t mvcc_kvpb_size(const mvcc_kv *kv)
 {
     size_t n = 0;
     if (kv->key.len)
-        n += 1 + varint_size(kv->key.len) + kv->key.len;
+        n += 1 + varint_len(kv->key.len) + kv->key.len;
     if (kv->create_revision)
-        n += 1 + varint_size((uint64_t)kv->create_revision);
+        n += 1 + varint_len((uint64_t)kv->create_revision);
     if (kv->mod_revision)
-        n += 1 + varint_size((uint64_t)kv->mod_revision);
+        n += 1 + varint_len((uint64_t)kv->mod_revision);
     if (kv->version)
-        n += 1 + varint_size((uint64_t)kv->version);
+        n += 1 + varint_len((uint64_t)kv->version);
     if (kv->value.len)
-        n += 1 + varint_size(kv->value.len) + kv->value.len;
+        n += 1 + varint_len(kv->value.len) + kv->value.len;
     if (kv->lease)
-        n += 1 + varint_size((uint64_t)kv->lease);
+        n += 1 + varint_len((uint64_t)kv->lease);
     return n;
 }
 

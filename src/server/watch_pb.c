@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/varint.h"
 #include "etcdserverpb/rpc.pb-c.h"
 #include "mvccpb/kv.pb-c.h"
 
@@ -27,26 +28,6 @@ void watch_pb_free(watch_pb *p)
         slot_clear(&p->slot[i]);
     free(p->buf);
     memset(p, 0, sizeof(*p));
-}
-
-static size_t varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static uint8_t *put_varint(uint8_t *o, uint64_t v)
-{
-    while (v >= 0x80) {
-        *o++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *o++ = (uint8_t)v;
-    return o;
 }
 
 static void fill_kv(Mvccpb__KeyValue *out, const watch_kv *kv)
@@ -180,12 +161,12 @@ const uint8_t *watch_pb_events(watch_pb *p, uint64_t cluster_id, uint64_t member
         return NULL;
     uint8_t *o = p->buf;
     *o++ = 0x0a;
-    o = put_varint(o, p->hdr_len);
+    o = varint_put(o, p->hdr_len);
     memcpy(o, p->hdr, p->hdr_len);
     o += p->hdr_len;
     if (watch_id != 0) {
         *o++ = 0x10;
-        o = put_varint(o, (uint64_t)watch_id);
+        o = varint_put(o, (uint64_t)watch_id);
     }
     if (fragment) {
         *o++ = 0x38;
@@ -206,7 +187,7 @@ const uint8_t *watch_pb_events(watch_pb *p, uint64_t cluster_id, uint64_t member
         }
         o = p->buf + at;
         *o++ = 0x5a;
-        o = put_varint(o, el);
+        o = varint_put(o, el);
         memcpy(o, eb, el);
         at = need;
         if (owned)

@@ -3,15 +3,7 @@
  */
 #include "watch/watch.h"
 
-static size_t varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
+#include "common/varint.h"
 
 /* a length-delimited field with a one-byte tag */
 static size_t field_bytes(size_t len)
