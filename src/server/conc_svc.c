@@ -930,6 +930,21 @@ static void observe_ended(conc_op *op, int status, const char *message)
     op_free(op);
 }
 
+/* At the start of Observe's read and first-put steps: true when the stream is over (the
+ * client gone, or the step failed). */
+static bool observe_over(conc_op *op, int status, const char *message)
+{
+    if (!op->call) {
+        op_free(op);
+        return true;
+    }
+    if (status != 0) {
+        observe_ended(op, status, message);
+        return true;
+    }
+    return false;
+}
+
 static void observe_event(conc_op *op, int status, const char *message, const uint8_t *msg,
                           size_t len)
 {
@@ -972,14 +987,8 @@ static void observe_follow(conc_op *op, const Mvccpb__KeyValue *kv, int64_t rev)
 static void observe_first_put(conc_op *op, int status, const char *message, const uint8_t *msg,
                               size_t len)
 {
-    if (!op->call) {
-        op_free(op);
+    if (observe_over(op, status, message))
         return;
-    }
-    if (status != 0) {
-        observe_ended(op, status, message);
-        return;
-    }
     Etcdserverpb__WatchResponse *wr = etcdserverpb__watch_response__unpack(NULL, len, msg);
     Mvccpb__KeyValue *kv = NULL;
     for (size_t i = 0; wr && i < wr->n_events && !kv; i++)
@@ -1003,14 +1012,8 @@ static void observe_first_put(conc_op *op, int status, const char *message, cons
 static void observe_read(conc_op *op, int status, const char *message, const uint8_t *msg,
                          size_t len)
 {
-    if (!op->call) {
-        op_free(op);
+    if (observe_over(op, status, message))
         return;
-    }
-    if (status != 0) {
-        observe_ended(op, status, message);
-        return;
-    }
     Etcdserverpb__RangeResponse *r = etcdserverpb__range_response__unpack(NULL, len, msg);
     if (!r || !r->header) {
         if (r)
