@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { FP_UNINIT = 0, FP_INACTIVE = 1, FP_ACTIVE = 2 };
@@ -15,7 +16,7 @@ enum { FP_UNINIT = 0, FP_INACTIVE = 1, FP_ACTIVE = 2 };
 struct failpoint {
     char name[FAILPOINT_NAME_MAX];
     enum failpoint_action action;
-    int err;      /* errno for FAILPOINT_ERROR */
+    int err;      /* errno for FAILPOINT_ERROR, milliseconds for FAILPOINT_SLEEP */
     uint64_t nth; /* 0 = every hit; else only the nth */
     _Atomic uint64_t hits;
 };
@@ -99,9 +100,19 @@ static int fp_parse_action(const char *s, size_t len, struct failpoint *fp, cord
                                       arg);
             }
         }
+    } else if (len >= 8 && memcmp(s, "sleep(", 6) == 0 && s[len - 1] == ')') {
+        uint64_t ms;
+        if (fp_parse_uint(s + 6, len - 7, &ms) != 0 || ms == 0 || ms > 600000) {
+            return cord_error_set(err, FAILPOINT_EINVAL, 0,
+                                  "failpoint %s: bad sleep '%.*s' (1-600000 ms)", fp->name,
+                                  (int)len, s);
+        }
+        fp->action = FAILPOINT_SLEEP;
+        fp->err = (int)ms;
     } else {
         return cord_error_set(err, FAILPOINT_EINVAL, 0,
-                              "failpoint %s: unknown action '%.*s' (off, crash, error[(E)])",
+                              "failpoint %s: unknown action '%.*s' (off, crash, error[(E)], "
+                              "sleep(MS))",
                               fp->name, (int)len, s);
     }
     return FAILPOINT_OK;
@@ -199,6 +210,12 @@ enum failpoint_action failpoint_eval(const char *name, int *err_out)
     if (fp->action == FAILPOINT_ERROR && err_out != NULL) {
         *err_out = fp->err;
     }
+    if (fp->action == FAILPOINT_SLEEP) {
+        struct timespec ts = {.tv_sec = fp->err / 1000,
+                              .tv_nsec = (long)(fp->err % 1000) * 1000000};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+    }
     return fp->action;
 }
 
@@ -219,6 +236,7 @@ int failpoint_hit(const char *name)
     int e = 0;
     switch (failpoint_eval(name, &e)) {
     case FAILPOINT_NONE:
+    case FAILPOINT_SLEEP:
         return 0;
     case FAILPOINT_ERROR:
         assert(e > 0);

@@ -9,6 +9,7 @@
  *     spec   := item ("," item)*
  *     item   := name "=" [N "*"] action
  *     action := "off" | "crash" | "error" ["(" errno-name-or-number ")"]
+ *             | "sleep(" milliseconds ")"
  *
  *     CORD_FAILPOINTS=wal-before-fsync=crash,snap-before-rename=error
  *     CORD_FAILPOINTS=wal-before-write=error(ENOSPC),wal-after-fsync=3*crash
@@ -18,6 +19,8 @@
  *          cache (as after a process crash), what it had not written is lost.
  * error  : the failpoint returns an errno (EIO unless given) that the code
  *          treats as if the system call at that point had failed.
+ * sleep  : the hitting thread sleeps that long (1-600000 ms), then goes on as
+ *          if nothing were configured: for tests that need a slow step.
  * N*act  : the action fires on the Nth hit only (N >= 1); other hits pass.
  *          Without N it fires on every hit.
  *
@@ -31,6 +34,7 @@
  *   wal-before-release-unlink
  *   snap-before-write snap-before-fsync snap-before-rename snap-after-rename
  *   lease-before-expiry-revoke (error: the leader skips that revoke this time)
+ *   maint-snapshot-copy (Maintenance.Snapshot's copy of the store, on its worker)
  */
 #ifndef CORD_COMMON_FAILPOINT_H
 #define CORD_COMMON_FAILPOINT_H
@@ -54,6 +58,7 @@ enum failpoint_action {
     FAILPOINT_NONE = 0, /* pass */
     FAILPOINT_ERROR = 1,
     FAILPOINT_CRASH = 2,
+    FAILPOINT_SLEEP = 3, /* failpoint_eval has already slept */
 };
 
 /*
@@ -66,10 +71,10 @@ enum failpoint_action {
 int failpoint_hit(const char *name);
 
 /*
- * failpoint_eval: like failpoint_hit (counts the hit) but performs nothing:
- * returns the action that fires at this hit and, for FAILPOINT_ERROR, stores
- * the errno in *err_out (may be NULL). For code that must do something
- * before crashing (e.g. write half a buffer first).
+ * failpoint_eval: like failpoint_hit (counts the hit) but performs nothing
+ * except a sleep: returns the action that fires at this hit and, for
+ * FAILPOINT_ERROR, stores the errno in *err_out (may be NULL). For code that
+ * must do something before crashing (e.g. write half a buffer first).
  */
 enum failpoint_action failpoint_eval(const char *name, int *err_out);
 

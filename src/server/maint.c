@@ -2,6 +2,7 @@
  * maint.c: the Maintenance service, which reads the member's own
  * state (Status, Hash, HashKV, Alarm, Defragment, Snapshot, MoveLeader).
  */
+#define _GNU_SOURCE /* mkostemp */
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -9,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/failpoint.h"
+#include "common/fileio.h"
 #include "common/log.h"
 
 #include "etcdserverpb/rpc.pb-c.h"
@@ -236,21 +239,31 @@ static void on_defragment(api_call *call, const uint8_t *msg, size_t len, void *
 
 /* ------------------------------------------------------------ Snapshot */
 
-/* The Maintenance Snapshot stream: a consistent copy of the store is written
- * to a temporary file, then sent in chunks as the client's flow control
- * allows, followed by the SHA-256 of everything sent before (as etcd does;
- * etcdctl checks it on restore). */
+/* The Maintenance Snapshot stream: a consistent copy of the store is written to a temporary
+ * file on a worker thread (the loop goes on serving meanwhile), then sent in chunks as the
+ * client's flow control allows, followed by the SHA-256 of everything sent before (as etcd
+ * does; etcdctl checks it on restore). The copy is taken whole before streaming, so a slow
+ * client holds no read transaction of the store: only its temporary file. */
 #define SNAP_CHUNK_BYTES (64 * 1024)
 #define SNAP_MAX_PENDING (1024 * 1024)
+#define SNAP_COPY_BYTES  (1024 * 1024)
 
 typedef struct snap_stream {
     member *m;
-    api_call *call;
+    api_call *call; /* NULL once the client is gone */
     int fd;
     uint64_t size, sent;
     EVP_MD_CTX *sha;
     uv_timer_t timer;
     bool closing;
+    /* the copy, on a worker: its inputs, then its outcome */
+    uv_work_t work;
+    mvcc_store *mv;
+    unsigned max_free_percent;
+    int copy_rc;
+    cord_error copy_err;
+    uint64_t applied_index;
+    bool compacted;
 } snap_stream;
 
 static void snap_stream_closed(uv_handle_t *h)
@@ -339,32 +352,95 @@ static void on_snapshot_closed(api_call *call, void *ud)
         s->call = NULL; /* the pump notices and stops */
 }
 
+/* On a worker: the newest committed state of the store into s->fd. As for Raft snapshots
+ * (storage_snapshot_work), that is the store's file as it is, read with pread so the copy
+ * adds nothing to the member's resident set, unless much of it is free pages: then a
+ * compacting copy. Both only read the store's environment, which is safe beside the loop's
+ * writes; calls that would move it wait for the copy. */
+static void snap_copy_work(uv_work_t *w)
+{
+    snap_stream *s = w->data;
+    mvcc_image *im = NULL;
+    mvcc_image_info info;
+    int rc = mvcc_image_open(s->mv, s->max_free_percent, &im, &info, &s->copy_err);
+    int fp = rc == MVCC_OK ? failpoint_hit("maint-snapshot-copy") : 0; /* an image is pinned */
+    if (fp != 0) {
+        mvcc_image_close(im);
+        rc = cord_error_set(&s->copy_err, MVCC_EIO, fp, "mvcc: copy the store");
+    } else if (rc == MVCC_OK && im == NULL) {
+        s->compacted = true;
+        rc = mvcc_snapshot_copy(s->mv, s->fd, &s->applied_index, NULL, &s->copy_err);
+    } else if (rc == MVCC_OK) {
+        s->applied_index = info.applied_index;
+        uint8_t *buf = malloc(SNAP_COPY_BYTES);
+        if (!buf)
+            rc = cord_error_set(&s->copy_err, MVCC_ENOMEM, 0, "mvcc: out of memory");
+        for (uint64_t off = 0; rc == MVCC_OK && off < info.size;) {
+            size_t got = 0;
+            rc = mvcc_image_read(im, off, buf, SNAP_COPY_BYTES, &got, &s->copy_err);
+            if (rc != MVCC_OK)
+                break;
+            int werr = got ? fileio_pwrite_all(s->fd, buf, got, off) : EIO;
+            if (werr != 0)
+                rc = cord_error_set(&s->copy_err, MVCC_EIO, werr, "mvcc: write the copy");
+            off += got;
+        }
+        free(buf);
+        mvcc_image_close(im);
+    }
+    s->copy_rc = rc;
+}
+
+static void snap_copy_done(uv_work_t *w, int status)
+{
+    snap_stream *s = w->data;
+    member *m = s->m;
+    if (status != 0 && s->copy_rc == MVCC_OK)
+        s->copy_rc = cord_error_set(&s->copy_err, MVCC_EIO, 0, "the copy was canceled");
+    if (!s->call || m->stopping) {
+        snap_stream_end(s);
+    } else if (s->copy_rc != MVCC_OK) {
+        log_warn("snapshot: %s", s->copy_err.msg);
+        api_call_finish(s->call, 13, "etcdserver: snapshot failed");
+        snap_stream_end(s);
+    } else {
+        off_t size = lseek(s->fd, 0, SEEK_END);
+        if (size < 0) {
+            api_call_finish(s->call, 13, "etcdserver: reading the snapshot failed");
+            snap_stream_end(s);
+        } else {
+            s->size = (uint64_t)size;
+            log_info("snapshot: streaming %llu bytes at applied index %llu (%s)",
+                     (unsigned long long)s->size, (unsigned long long)s->applied_index,
+                     s->compacted ? "a compacting copy" : "the store's file as it is");
+            snap_pump(&s->timer);
+        }
+    }
+    member_job_release(m);
+}
+
 static void on_snapshot(api_call *call, const uint8_t *msg, size_t len, void *ud)
 {
     member *m = ud;
     UNPACK_OR_FAIL(Etcdserverpb__SnapshotRequest, etcdserverpb__snapshot_request__unpack, call, msg,
                    len);
     etcdserverpb__snapshot_request__free_unpacked(req, NULL);
+    if (m->stopping) {
+        member_reply_error(call, 14, "etcdserver: member is stopping");
+        return;
+    }
     char path[CONFIG_STR_MAX + 64];
     snprintf(path, sizeof path, "%s/member/snapshot-stream-XXXXXX", m->cfg.data_dir);
-    int fd = mkstemp(path);
+    int fd = mkostemp(path, O_CLOEXEC);
     if (fd < 0) {
         member_reply_error(call, 13, "etcdserver: cannot create a snapshot file");
         return;
     }
     unlink(path); /* the open descriptor keeps it until the stream ends */
-    uint64_t ai = 0, at = 0;
-    cord_error e;
-    /* blocks the loop for the copy; fine for modest stores, a worker later */
-    if (mvcc_snapshot_write(storage_mvcc(m->st), fd, &ai, &at, &e) != MVCC_OK) {
-        close(fd);
-        log_warn("snapshot: %s", e.msg);
-        member_reply_error(call, 13, "etcdserver: snapshot failed");
-        return;
-    }
-    off_t size = lseek(fd, 0, SEEK_END);
     snap_stream *s = calloc(1, sizeof(*s));
-    if (!s || size < 0) {
+    EVP_MD_CTX *sha = s ? EVP_MD_CTX_new() : NULL;
+    if (!sha || EVP_DigestInit_ex(sha, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(sha);
         free(s);
         close(fd);
         member_reply_error(call, 8, "etcdserver: out of memory");
@@ -373,21 +449,18 @@ static void on_snapshot(api_call *call, const uint8_t *msg, size_t len, void *ud
     s->m = m;
     s->call = call;
     s->fd = fd;
-    s->size = (uint64_t)size;
-    s->sha = EVP_MD_CTX_new();
-    if (!s->sha || EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL) != 1) {
-        EVP_MD_CTX_free(s->sha);
-        free(s);
-        close(fd);
-        member_reply_error(call, 8, "etcdserver: out of memory");
-        return;
-    }
+    s->sha = sha;
+    s->mv = storage_mvcc(m->st);
+    s->max_free_percent = storage_image_max_free_percent(m->st);
     uv_timer_init(m->loop, &s->timer);
     s->timer.data = s;
+    s->work.data = s;
     api_call_set_ud(call, s);
-    log_info("snapshot: streaming %llu bytes at applied index %llu", (unsigned long long)s->size,
-             (unsigned long long)ai);
-    snap_pump(&s->timer);
+    member_job_hold(m);
+    if (uv_queue_work(m->loop, &s->work, snap_copy_work, snap_copy_done) != 0) {
+        snap_copy_work(&s->work); /* no worker: here */
+        snap_copy_done(&s->work, 0);
+    }
 }
 
 /* ---------------------------------------------------------- MoveLeader */

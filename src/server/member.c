@@ -1295,6 +1295,10 @@ void member_stop(member *m, void (*done)(void *), void *arg)
         s->pending++; /* writeback_done_cb calls stop_step */
         m->stop = s;
     }
+    if (m->jobs) {
+        s->pending += (int)m->jobs; /* member_job_release calls stop_step */
+        m->stop = s;
+    }
     while (m->all)
         waiter_finish_error(m, m->all, 14, "etcdserver: server stopped");
     m->tick_timer.data = s;
@@ -1316,6 +1320,20 @@ void member_stop(member *m, void (*done)(void *), void *arg)
     uv_close((uv_handle_t *)&m->conc_idle, on_handle_closed);
     transport_close(m->tr);
     api_server_stop(m->api, on_api_stopped, s);
+}
+
+void member_job_hold(member *m)
+{
+    assert(!m->stopping);
+    m->jobs++;
+}
+
+void member_job_release(member *m)
+{
+    assert(m->jobs > 0);
+    m->jobs--;
+    if (m->stop)
+        stop_step(m->stop);
 }
 
 int member_failed(const member *m)

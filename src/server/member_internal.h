@@ -128,6 +128,7 @@ struct member {
     uv_work_t writeback_work;
     bool writeback_inflight;
     bool snap_inflight;            /* between storage_snapshot_begin and the work's end */
+    unsigned jobs;                 /* services' worker jobs on the store (member_job_hold) */
     uint64_t log_bytes_since_snap; /* entry bytes appended to the WAL since the last snapshot */
     uint64_t log_reads, log_read_entries;  /* read-backs from the WAL sent to followers */
     bool conf_since_snap;                  /* the membership changed since the last snapshot */
@@ -209,6 +210,12 @@ void member_header_ids(member *m, uint64_t *cluster_id, uint64_t *member_id, uin
 extern const api_method maint_methods[];
 extern const size_t maint_n_methods;
 struct ProtobufCMessage;
+/* A service's job on a worker thread that uses the member's store (a Maintenance snapshot's
+ * copy): held before it is queued, released by its completion on the loop. member_stop
+ * waits for every held job before it frees the store. */
+void member_job_hold(member *m);
+void member_job_release(member *m);
+
 void member_reply_pb(api_call *call, const struct ProtobufCMessage *msg);
 /* Packs msg into a malloc'd buffer. Returns 0, or -1 when out of memory. */
 int member_pack(const struct ProtobufCMessage *msg, uint8_t **out, size_t *len);

@@ -1488,6 +1488,11 @@ mvcc_store *storage_mvcc(storage *st)
     return st->mv;
 }
 
+unsigned storage_image_max_free_percent(const storage *st)
+{
+    return st->image_max_free_percent;
+}
+
 void storage_applied_get(const storage *st, uint64_t *index, uint64_t *term)
 {
     *index = st->applied_index;

@@ -337,6 +337,8 @@ int storage_read_entries(storage *st, uint64_t from, uint64_t max_bytes, raft_en
 
 /* The MVCC store (reads; do not open batches on it). */
 mvcc_store *storage_mvcc(storage *st);
+/* storage_options.snapshot_image_max_free_percent as in force (the default filled in). */
+unsigned storage_image_max_free_percent(const storage *st);
 
 /* Index and term of the last applied entry. */
 void storage_applied_get(const storage *st, uint64_t *index, uint64_t *term);

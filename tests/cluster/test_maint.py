@@ -231,3 +231,116 @@ def test_peer_port_taken_exits_nonzero(tmp_path):
         taken.close()
     assert p.returncode != 0
     assert "cannot start" in p.stderr and str(port) in p.stderr
+
+
+def _restore_and_list(tmp_path, path, prefix):
+    """`cord snapshot restore` of path into a new one-member cluster: the keys under prefix."""
+    import subprocess
+    from conftest import CORD
+    nc = Cluster(tmp_path, 1)
+    m = nc.members[0]
+    p = subprocess.run([CORD, "snapshot", "restore", path, "--data-dir", m.data_dir,
+                        "--name", m.name], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    nc.start()
+    try:
+        return nc.etcdctl("get", prefix, "--prefix", "--keys-only").stdout.split()
+    finally:
+        nc.stop()
+
+
+def test_snapshot_copy_runs_beside_the_member(tmp_path):
+    """The store's copy for a Maintenance snapshot is made on a worker: while it takes 4 s
+    (a failpoint sleeps in it), the member answers puts and gets, and the snapshot it then
+    sends holds the state of when it began."""
+    import subprocess
+    from conftest import ETCDCTL
+    c = Cluster(tmp_path / "c", 1)
+    c.start(env={"CORD_FAILPOINTS": "maint-snapshot-copy=1*sleep(4000)"})
+    try:
+        import etcd3
+        cl = etcd3.client(host="127.0.0.1", port=c.members[0].client_port, timeout=10)
+        for i in range(2000):  # enough data that the store's free pages are a small share
+            cl.put("bs/%04d" % i, "v%d" % i + "x" * 1000)
+        cl.close()
+        path = str(tmp_path / "beside.db")
+        t0 = time.monotonic()
+        save = subprocess.Popen([ETCDCTL, "--endpoints", c.endpoints, "--command-timeout=30s",
+                                 "snapshot", "save", path], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True,
+                                env=dict(os.environ, ETCDCTL_API="3"))
+        try:
+            time.sleep(1.0)  # the request has reached the member; the copy sleeps until t0+4
+            t1 = time.monotonic()
+            c.etcdctl("put", "late", "1")
+            assert c.etcdctl("get", "bs/0007", "--print-value-only").stdout.startswith("v7x")
+            served = time.monotonic() - t1
+            assert save.poll() is None, save.stdout.read()  # the copy has not finished yet
+            out, _ = save.communicate(timeout=60)
+        finally:
+            if save.poll() is None:
+                save.kill()
+        took = time.monotonic() - t0
+        assert save.returncode == 0, out
+        assert served < 2.0, served
+        assert took >= 4.0, took  # the failpoint did sleep in the copy
+        data = open(path, "rb").read()
+        assert hashlib.sha256(data[:-32]).digest() == data[-32:]
+        log = open(c.members[0].log_path, "rb").read().decode(errors="replace")
+        assert "the store's file as it is" in log
+    finally:
+        c.stop()
+    keys = _restore_and_list(tmp_path / "r", path, "")
+    assert keys == ["bs/%04d" % i for i in range(2000)]  # "late" came after the copy
+
+
+def test_snapshot_copy_failure_and_compacting_copy(tmp_path):
+    """A copy that fails is answered with an error and nothing else changes; a store that is
+    mostly free pages is sent as a compacting copy, which restores."""
+    c = Cluster(tmp_path / "c", 1)
+    c.start(env={"CORD_FAILPOINTS": "maint-snapshot-copy=1*error(ENOSPC)"})
+    try:
+        path = str(tmp_path / "s.db")
+        p = c.etcdctl("snapshot", "save", path, check=False)
+        assert p.returncode != 0 and "snapshot failed" in p.stderr + p.stdout
+        assert not os.path.exists(path)
+        import etcd3
+        cl = etcd3.client(host="127.0.0.1", port=c.members[0].client_port, timeout=10)
+        for i in range(600):
+            cl.put("gone/%03d" % i, "x" * 4000)
+        cl.close()
+        c.etcdctl("put", "kept/a", "1")
+        c.etcdctl("del", "gone/", "--prefix")
+        rev = json.loads(c.etcdctl("get", "kept/a", "-w", "json").stdout)["header"]["revision"]
+        c.etcdctl("compact", str(rev), "--physical")
+        c.etcdctl("snapshot", "save", path)
+        log = open(c.members[0].log_path, "rb").read().decode(errors="replace")
+        assert "a compacting copy" in log
+        assert c.etcdctl("put", "after", "1").stdout.strip() == "OK"
+    finally:
+        c.stop()
+    assert _restore_and_list(tmp_path / "r", path, "") == ["kept/a"]
+
+
+def test_stop_waits_for_a_snapshot_copy(tmp_path):
+    """SIGTERM while a snapshot's copy is on its worker: the member waits for it, then exits
+    cleanly."""
+    import subprocess
+    from conftest import ETCDCTL
+    c = Cluster(tmp_path / "c", 1)
+    c.start(env={"CORD_FAILPOINTS": "maint-snapshot-copy=1*sleep(3000)"})
+    save = subprocess.Popen([ETCDCTL, "--endpoints", c.endpoints, "--command-timeout=6s",
+                             "snapshot", "save", str(tmp_path / "x.db")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, ETCDCTL_API="3"))
+    try:
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        rc = c.members[0].stop(timeout=20)
+        assert rc == 0, open(c.members[0].log_path, "rb").read()[-3000:]
+        assert time.monotonic() - t0 >= 1.0  # it did wait for the copy
+        save.wait(timeout=30)
+        assert save.returncode != 0  # the client got no snapshot
+    finally:
+        if save.poll() is None:
+            save.kill()

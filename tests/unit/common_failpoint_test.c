@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -61,6 +62,31 @@ static void test_nth_hit(void **state)
     failpoint_configure(NULL, NULL);
 }
 
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* sleep(MS): the hit takes at least that long and then passes; with N* only the Nth sleeps */
+static void test_sleep_action(void **state)
+{
+    (void)state;
+    assert_int_equal(failpoint_configure("s=sleep(60),t=2*sleep(600000)", NULL), FAILPOINT_OK);
+    double t0 = now_ms();
+    assert_int_equal(failpoint_hit("s"), 0);
+    assert_true(now_ms() - t0 >= 60.0);
+    int e = -1;
+    t0 = now_ms();
+    assert_int_equal(failpoint_eval("s", &e), FAILPOINT_SLEEP);
+    assert_true(now_ms() - t0 >= 60.0);
+    assert_int_equal(e, -1);                 /* no errno for a sleep */
+    assert_int_equal(failpoint_hit("t"), 0); /* the first hit of a 2* sleep passes at once */
+    assert_int_equal(failpoint_count("s"), 2);
+    failpoint_configure(NULL, NULL);
+}
+
 static void test_bad_specs(void **state)
 {
     (void)state;
@@ -73,6 +99,12 @@ static void test_bad_specs(void **state)
         "a=error(EWHAT)",
         "a=error(",
         "a=error()",
+        "a=sleep",
+        "a=sleep()",
+        "a=sleep(0)",
+        "a=sleep(600001)",
+        "a=sleep(1x)",
+        "a=sleep(5",
         "a=crash,b",
         "a-very-long-failpoint-name-that-goes-on-and-on-past-the-sixty-four-byte-limit=crash",
     };
@@ -142,9 +174,10 @@ int main(int argc, char **argv)
         return env_child();
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_unset_is_silent),   cmocka_unit_test(test_error_actions),
-        cmocka_unit_test(test_nth_hit),           cmocka_unit_test(test_bad_specs),
-        cmocka_unit_test(test_crash_exits_child), cmocka_unit_test(test_environment),
+        cmocka_unit_test(test_unset_is_silent), cmocka_unit_test(test_error_actions),
+        cmocka_unit_test(test_nth_hit),         cmocka_unit_test(test_sleep_action),
+        cmocka_unit_test(test_bad_specs),       cmocka_unit_test(test_crash_exits_child),
+        cmocka_unit_test(test_environment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
