@@ -669,6 +669,20 @@ uint64_t mvcc_release_count(mvcc_store *store);
  * fails; if reopening fails the store is closed and every call returns MVCC_EIO). */
 int mvcc_defrag(mvcc_store *store, cord_error *err);
 
+/* mvcc_defrag in two steps, so that the copy can run on another thread while the owner goes
+ * on (reading; it must not commit meanwhile, or the copy is stale and is not installed):
+ * - mvcc_defrag_copy (any thread): the compacting copy into data.mdb.defrag in the store
+ *   directory, fsynced; *state says which committed state it holds. Calls that replace or
+ *   resize the environment wait for it, as for mvcc_snapshot_copy. Errors: MVCC_EIO.
+ * - mvcc_defrag_install (owner thread): renames the copy over the data file and reopens, as
+ *   mvcc_defrag does, if nothing was committed since `state`. Errors: MVCC_EBUSY (a batch is
+ *   open, or the store was written since: the copy is removed, the store is as it was),
+ *   MVCC_EIO (as mvcc_defrag). */
+int mvcc_defrag_copy(mvcc_store *store, uint64_t *state, cord_error *err);
+int mvcc_defrag_install(mvcc_store *store, uint64_t state, cord_error *err);
+/* Removes a copy that will not be installed (the member stops, or its copy failed). */
+void mvcc_defrag_discard(mvcc_store *store);
+
 /* The same as mvcc_snapshot_write, but safe to call on another thread while the owner
  * keeps writing: copies the newest committed state (compacted) into fd, which must be a
  * regular file opened for reading and writing, and takes *applied_index / *applied_term

@@ -1030,43 +1030,97 @@ static int write_all_fsync(int fd, cord_error *err, const char *path)
     return MVCC_OK;
 }
 
-int mvcc_defrag(mvcc_store *s, cord_error *err)
+/* The newest committed transaction's id: a state that a later commit would change. */
+static int last_txnid(mvcc_store *s, uint64_t *id, cord_error *err)
 {
-    if (!s->env)
-        return mvcc_seterr(err, MVCC_EIO, "mvcc: store is closed after a failed reopen");
-    if (s->batch)
-        return mvcc_seterr(err, MVCC_EBUSY, "mvcc: cannot defragment inside an apply batch");
-    int rc;
+    MDB_envinfo info;
+    int mrc = mdb_env_info(s->env, &info);
+    if (mrc)
+        return mvcc_lmdb_fail(err, mrc, "mdb_env_info");
+    *id = (uint64_t)info.me_last_txnid;
+    return MVCC_OK;
+}
+
+int mvcc_defrag_copy(mvcc_store *s, uint64_t *state, cord_error *err)
+{
     char *tmp = path_join(s->dir, "data.mdb.defrag");
     if (!tmp)
         return mvcc_fail(err, MVCC_ENOMEM);
+    int rc = MVCC_OK;
+    pthread_rwlock_rdlock(&s->env_lock); /* the environment stays while it is copied */
+    if (!s->env) {
+        rc = mvcc_seterr(err, MVCC_EIO, "mvcc: store is closed after a failed reopen");
+        goto out;
+    }
     unlink(tmp);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         rc = cord_error_set(err, MVCC_EIO, errno, "mvcc: create %s", tmp);
         goto out;
     }
+    /* Taken before the copy begins its read transaction: if no commit follows, the copy
+     * holds exactly this state (mvcc_defrag_install checks). */
+    rc = last_txnid(s, state, err);
+    int mrc = rc ? 0 : mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+    if (mrc)
+        rc = mvcc_lmdb_fail(err, mrc, "compacting copy");
+    if (!rc)
+        rc = write_all_fsync(fd, err, tmp);
+    close(fd);
+    if (rc)
+        unlink(tmp);
+out:
+    pthread_rwlock_unlock(&s->env_lock);
+    free(tmp);
+    return rc;
+}
+
+int mvcc_defrag_install(mvcc_store *s, uint64_t state, cord_error *err)
+{
+    char *tmp = path_join(s->dir, "data.mdb.defrag");
+    if (!tmp)
+        return mvcc_fail(err, MVCC_ENOMEM);
+    int rc;
+    uint64_t now = 0;
+    if (!s->env) {
+        rc = mvcc_seterr(err, MVCC_EIO, "mvcc: store is closed after a failed reopen");
+    } else if (s->batch) {
+        rc = mvcc_seterr(err, MVCC_EBUSY, "mvcc: cannot defragment inside an apply batch");
+    } else if ((rc = last_txnid(s, &now, err)) == MVCC_OK && now != state) {
+        rc = mvcc_seterr(err, MVCC_EBUSY,
+                         "mvcc: the store was written during the defragmentation's copy");
+    }
+    if (rc) {
+        unlink(tmp);
+        free(tmp);
+        return rc;
+    }
     if (s->rtxn) {
         mdb_txn_abort(s->rtxn);
         s->rtxn = NULL;
     }
-    int mrc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
-    if (mrc) {
-        rc = mvcc_lmdb_fail(err, mrc, "compacting copy");
-        close(fd);
-        unlink(tmp);
-        goto out;
-    }
-    rc = write_all_fsync(fd, err, tmp);
-    close(fd);
-    if (rc) {
-        unlink(tmp);
-        goto out;
-    }
     rc = swap_in(s, tmp, err);
-out:
     free(tmp);
     return rc;
+}
+
+void mvcc_defrag_discard(mvcc_store *s)
+{
+    char *tmp = path_join(s->dir, "data.mdb.defrag");
+    if (tmp)
+        unlink(tmp);
+    free(tmp);
+}
+
+int mvcc_defrag(mvcc_store *s, cord_error *err)
+{
+    if (!s->env)
+        return mvcc_seterr(err, MVCC_EIO, "mvcc: store is closed after a failed reopen");
+    if (s->batch)
+        return mvcc_seterr(err, MVCC_EBUSY, "mvcc: cannot defragment inside an apply batch");
+    uint64_t state = 0;
+    int rc = mvcc_defrag_copy(s, &state, err);
+    return rc ? rc : mvcc_defrag_install(s, state, err);
 }
 
 int mvcc_snapshot_write(mvcc_store *s, int fd, uint64_t *applied_index, uint64_t *applied_term,

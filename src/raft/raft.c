@@ -332,6 +332,7 @@ struct raft {
     uint64_t base_index, base_term;
     uint64_t commit;
     uint64_t applied;       /* handed out in committed entries */
+    bool apply_held;        /* raft_set_apply_held */
     uint64_t persisted;     /* durable locally */
     uint64_t unstable_from; /* first index not yet handed out for persistence */
     uint64_t uncommitted_bytes;
@@ -2338,6 +2339,8 @@ void raft_report_unreachable(raft *r, raft_id to)
  * configuration. */
 static uint64_t apply_limit(const raft *r)
 {
+    if (r->apply_held)
+        return r->applied;
     uint64_t lim = r->commit < r->persisted ? r->commit : r->persisted;
     if (r->conf_waiting != 0 && r->conf_waiting <= lim)
         lim = r->conf_waiting - 1;
@@ -2352,6 +2355,11 @@ static bool hs_equal(const raft_hard_state *a, const raft_hard_state *b)
 bool raft_snapshot_pending(const raft *r)
 {
     return r->have_chunk || r->install_pending;
+}
+
+void raft_set_apply_held(raft *r, bool held)
+{
+    r->apply_held = held;
 }
 
 bool raft_has_ready(const raft *r)

@@ -394,6 +394,11 @@ bool raft_has_ready(const raft *r);
 /* true when the next batch stores a snapshot chunk or installs a snapshot (a
  * caller that persists asynchronously may want its log idle for those). */
 bool raft_snapshot_pending(const raft *r);
+/* While held, batches hand out no committed entries (rd.n_committed == 0); everything else
+ * goes on: elections, heartbeats, replication, commits, reads. For a state machine that is
+ * busy elsewhere for a while (cord: a defragmentation copying its store) and must not change
+ * meanwhile. Volatile: a new or restarted core is not held. */
+void raft_set_apply_held(raft *r, bool held);
 /* Collects everything since the last batch into rd. */
 void raft_ready(raft *r, struct raft_ready *rd);
 /* The caller is done with rd's pointers (not that it is durable). */

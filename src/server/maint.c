@@ -216,14 +216,35 @@ void member_raise_nospace_for(member *m, api_call *call)
         w->nospace_reply = true;
 }
 
-static void on_defragment(api_call *call, const uint8_t *msg, size_t len, void *ud)
+/* A defragmentation copies the store compactly on a worker while the member goes on with its
+ * applies held (raft_set_apply_held): it keeps its leadership or its leader, replicates and
+ * commits, and the store does not change, so the copy stays current. The copy is then renamed
+ * into place on the loop, and the held entries are applied. Calls that arrive meanwhile share
+ * its outcome. Should the store have been written anyway, the copy is dropped and the
+ * defragmentation is done again on the loop, as before there was a worker. */
+struct defrag_job {
+    member *m;
+    mvcc_store *mv;
+    uv_work_t work;
+    uint64_t state; /* what the copy holds (mvcc_defrag_copy) */
+    int rc;
+    cord_error err;
+    api_call **calls; /* waiting for the outcome; NULL where a client left */
+    size_t n_calls, cap_calls;
+};
+
+static void defrag_work(uv_work_t *w)
 {
-    member *m = ud;
-    UNPACK_OR_FAIL(Etcdserverpb__DefragmentRequest, etcdserverpb__defragment_request__unpack, call,
-                   msg, len);
-    etcdserverpb__defragment_request__free_unpacked(req, NULL);
-    cord_error e;
-    int rc = mvcc_defrag(storage_mvcc(m->st), &e);
+    defrag_job *j = w->data;
+    j->rc = mvcc_defrag_copy(j->mv, &j->state, &j->err);
+    int fp = j->rc == MVCC_OK ? failpoint_hit("maint-defrag-copy") : 0;
+    if (fp != 0)
+        j->rc = cord_error_set(&j->err, MVCC_EIO, fp, "mvcc: copy the store");
+}
+
+static void defrag_reply(member *m, api_call *call, int rc)
+{
+    api_call_set_ud(call, NULL);
     if (rc != MVCC_OK) {
         const char *text;
         int code = mvcc_grpc_status(rc, &text);
@@ -235,6 +256,95 @@ static void on_defragment(api_call *call, const uint8_t *msg, size_t len, void *
     Etcdserverpb__DefragmentResponse r = ETCDSERVERPB__DEFRAGMENT_RESPONSE__INIT;
     r.header = &h;
     member_reply_pb(call, &r.base);
+}
+
+static void defrag_done(uv_work_t *w, int status)
+{
+    defrag_job *j = w->data;
+    member *m = j->m;
+    m->defrag = NULL;
+    if (status != 0 && j->rc == MVCC_OK)
+        j->rc = cord_error_set(&j->err, MVCC_EIO, 0, "the copy was canceled");
+    if (m->stopping) {
+        if (j->rc == MVCC_OK)
+            mvcc_defrag_discard(j->mv);
+        j->rc = MVCC_EIO;
+    } else {
+        if (j->rc == MVCC_OK) {
+            j->rc = mvcc_defrag_install(j->mv, j->state, &j->err);
+            if (j->rc == MVCC_EBUSY) {
+                log_warn("defragment: %s; defragmenting again on the loop", j->err.msg);
+                j->rc = mvcc_defrag(j->mv, &j->err);
+            }
+        } else {
+            mvcc_defrag_discard(j->mv);
+        }
+        if (j->rc != MVCC_OK)
+            log_warn("defragment: %s", j->err.msg);
+        raft_set_apply_held(m->r, false); /* the held entries are applied at the next batch */
+    }
+    for (size_t i = 0; i < j->n_calls; i++)
+        if (j->calls[i])
+            defrag_reply(m, j->calls[i], j->rc);
+    free(j->calls);
+    free(j);
+    member_job_release(m);
+}
+
+static void on_defragment_closed(api_call *call, void *ud)
+{
+    (void)ud;
+    defrag_job *j = api_call_get_ud(call);
+    for (size_t i = 0; j && i < j->n_calls; i++)
+        if (j->calls[i] == call)
+            j->calls[i] = NULL;
+}
+
+static void on_defragment(api_call *call, const uint8_t *msg, size_t len, void *ud)
+{
+    member *m = ud;
+    UNPACK_OR_FAIL(Etcdserverpb__DefragmentRequest, etcdserverpb__defragment_request__unpack, call,
+                   msg, len);
+    etcdserverpb__defragment_request__free_unpacked(req, NULL);
+    if (m->stopping) {
+        member_reply_error(call, 14, "etcdserver: member is stopping");
+        return;
+    }
+    defrag_job *j = m->defrag;
+    bool start = j == NULL;
+    if (start) {
+        j = calloc(1, sizeof *j);
+        if (!j) {
+            member_reply_error(call, 8, "etcdserver: out of memory");
+            return;
+        }
+        j->m = m;
+        j->mv = storage_mvcc(m->st);
+    }
+    if (j->n_calls == j->cap_calls) {
+        size_t cap = j->cap_calls ? 2 * j->cap_calls : 4;
+        api_call **calls = realloc(j->calls, cap * sizeof *calls);
+        if (!calls) {
+            if (start)
+                free(j);
+            member_reply_error(call, 8, "etcdserver: out of memory");
+            return;
+        }
+        j->calls = calls;
+        j->cap_calls = cap;
+    }
+    j->calls[j->n_calls++] = call;
+    api_call_set_ud(call, j);
+    if (!start)
+        return; /* the running one answers it too */
+    m->defrag = j;
+    raft_set_apply_held(m->r, true);
+    member_job_hold(m);
+    j->work.data = j;
+    if (uv_queue_work(m->loop, &j->work, defrag_work, defrag_done) != 0) {
+        defrag_work(&j->work); /* no worker: here */
+        defrag_done(&j->work, 0);
+    }
 }
 
 /* ------------------------------------------------------------ Snapshot */
@@ -482,6 +592,6 @@ const api_method maint_methods[] = {
     {"/etcdserverpb.Maintenance/Hash", on_hash, NULL, NULL, NULL},
     {"/etcdserverpb.Maintenance/HashKV", on_hash_kv, NULL, NULL, NULL},
     {"/etcdserverpb.Maintenance/Alarm", on_alarm, NULL, NULL, NULL},
-    {"/etcdserverpb.Maintenance/Defragment", on_defragment, NULL, NULL, NULL},
+    {"/etcdserverpb.Maintenance/Defragment", on_defragment, on_defragment_closed, NULL, NULL},
 };
 const size_t maint_n_methods = sizeof maint_methods / sizeof maint_methods[0];

@@ -570,7 +570,8 @@ static void on_compact_timer(uv_timer_t *t)
 static void compact_step(member *m)
 {
     mvcc_status st;
-    if (m->failed || mvcc_status_revisions(storage_mvcc(m->st), &st) != MVCC_OK ||
+    if (m->failed || m->defrag || /* the store must not change under its copy */
+        mvcc_status_revisions(storage_mvcc(m->st), &st) != MVCC_OK ||
         !st.compaction_pending)
         return;
     bool done = false;
@@ -649,7 +650,8 @@ static void snap_done_cb(uv_work_t *w, int status)
  * loop goes on; only the WAL marker and the release of segments happen here, at the end. */
 static void snapshot_start(member *m)
 {
-    if (m->snap_inflight || m->stopping)
+    /* during a defragmentation: later, or its install would wait for this copy */
+    if (m->snap_inflight || m->stopping || m->defrag)
         return;
     bool started = false;
     cord_error e;
@@ -726,7 +728,7 @@ static bool snapshot_due(member *m)
 static void process_ready(member *m)
 {
     while (!m->failed && raft_has_ready(m->r)) {
-        if ((m->sync_inflight || m->snap_inflight) && raft_snapshot_pending(m->r))
+        if ((m->sync_inflight || m->snap_inflight || m->defrag) && raft_snapshot_pending(m->r))
             break; /* installing a snapshot wants the WAL and the store idle: after */
         struct raft_ready rd;
         raft_ready(m->r, &rd);

@@ -129,6 +129,7 @@ struct member {
     bool writeback_inflight;
     bool snap_inflight;            /* between storage_snapshot_begin and the work's end */
     unsigned jobs;                 /* services' worker jobs on the store (member_job_hold) */
+    struct defrag_job *defrag;     /* the running defragmentation (maint.c), applies held */
     uint64_t log_bytes_since_snap; /* entry bytes appended to the WAL since the last snapshot */
     uint64_t log_reads, log_read_entries;  /* read-backs from the WAL sent to followers */
     bool conf_since_snap;                  /* the membership changed since the last snapshot */
@@ -213,6 +214,7 @@ struct ProtobufCMessage;
 /* A service's job on a worker thread that uses the member's store (a Maintenance snapshot's
  * copy): held before it is queued, released by its completion on the loop. member_stop
  * waits for every held job before it frees the store. */
+typedef struct defrag_job defrag_job;
 void member_job_hold(member *m);
 void member_job_release(member *m);
 

@@ -344,3 +344,49 @@ def test_stop_waits_for_a_snapshot_copy(tmp_path):
     finally:
         if save.poll() is None:
             save.kill()
+
+
+def test_defrag_keeps_the_leader(tmp_path):
+    """A leader's defragmentation copies its store on a worker with its applies held: while the
+    copy takes 3 s (a failpoint sleeps in it), the leader keeps its term and its followers, a
+    put through a follower completes, and the leader applies it once the copy is in place."""
+    import subprocess
+    import etcd3
+    from conftest import ETCDCTL
+    c = Cluster(tmp_path / "c", 3)
+    c.start(env={"CORD_FAILPOINTS": "maint-defrag-copy=1*sleep(3000)"})
+    try:
+        st = c.status()
+        lead = c.leader_endpoint()
+        follower = next(m.client_url for m in c.members if m.client_url != lead)
+        term = {s["Status"]["raftTerm"] for s in st}
+        cl = etcd3.client(host="127.0.0.1", port=int(follower.rsplit(":", 1)[1]), timeout=10)
+        for i in range(300):
+            cl.put("df/%03d" % i, "x" * 2000)
+        cl.delete_prefix("df/")
+        cl.close()
+        t0 = time.monotonic()
+        defrag = subprocess.Popen([ETCDCTL, "--endpoints", lead, "--command-timeout=30s",
+                                   "defrag"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, env=dict(os.environ, ETCDCTL_API="3"))
+        try:
+            time.sleep(1.0)  # the copy sleeps until t0 + 3
+            t1 = time.monotonic()
+            assert c.etcdctl("put", "during", "1", endpoints=follower).stdout.strip() == "OK"
+            served = time.monotonic() - t1
+            assert defrag.poll() is None, defrag.stdout.read()
+            out, _ = defrag.communicate(timeout=60)
+        finally:
+            if defrag.poll() is None:
+                defrag.kill()
+        assert defrag.returncode == 0 and "Finished defragmenting" in out, out
+        assert time.monotonic() - t0 >= 3.0  # the failpoint did sleep in the copy
+        assert served < 2.0, served
+        got = c.etcdctl("get", "during", "--print-value-only", "--consistency=s", endpoints=lead)
+        assert got.stdout.strip() == "1"
+        after = c.status()
+        assert c.leader_endpoint() == lead
+        assert {s["Status"]["raftTerm"] for s in after} == term
+        assert c.etcdctl("put", "after", "2", endpoints=lead).stdout.strip() == "OK"
+    finally:
+        c.stop()

@@ -2,6 +2,7 @@
  * mvcc_test.c — unit tests of the MVCC store, one behaviour per test, read like etcd's
  * documented semantics.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1777,6 +1778,78 @@ static void test_defrag_keeps_data(void **state)
     assert_int_not_equal(access(path, F_OK), 0);
 }
 
+struct defrag_arg {
+    mvcc_store *s;
+    uint64_t state;
+    int rc;
+};
+
+static void *defrag_copy_thread(void *p)
+{
+    struct defrag_arg *a = p;
+    a->rc = mvcc_defrag_copy(a->s, &a->state, NULL);
+    return NULL;
+}
+
+/* mvcc_defrag_copy on another thread while the owner reads, then mvcc_defrag_install; a copy
+ * that a later commit made stale is refused and removed, and the store keeps that commit. */
+static void test_defrag_in_two_steps(void **state)
+{
+    fx *f = *state;
+    char val[512];
+    memset(val, 'y', sizeof(val) - 1);
+    val[sizeof(val) - 1] = 0;
+    char k[16];
+    assert_int_equal(mvcc_batch_begin(f->s, NULL), MVCC_OK);
+    for (int v = 0; v < 4; v++)
+        for (int i = 0; i < 500; i++) {
+            snprintf(k, sizeof(k), "t%04d", i);
+            put(f, k, val);
+        }
+    assert_int_equal(mvcc_batch_commit(f->s, 7, 2, NULL), MVCC_OK);
+    compact_all(f, cur_rev(f));
+    mvcc_hash_kv_result h1, h2;
+    assert_int_equal(mvcc_hash_kv(f->s, 0, &h1, NULL), MVCC_OK);
+    mvcc_status st1, st2;
+    mvcc_status_get(f->s, &st1, NULL);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/data.mdb.defrag", f->dir);
+
+    struct defrag_arg a = {.s = f->s};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, defrag_copy_thread, &a), 0);
+    mvcc_kv kv;
+    for (int i = 0; i < 200; i++) /* the owner reads meanwhile */
+        assert_true(get(f, "t0123", 0, &kv));
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, MVCC_OK);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_equal(mvcc_defrag_install(f->s, a.state, NULL), MVCC_OK);
+    assert_int_not_equal(access(path, F_OK), 0);
+    mvcc_status_get(f->s, &st2, NULL);
+    assert_true(st2.db_size_bytes < st1.db_size_bytes);
+    assert_int_equal(mvcc_hash_kv(f->s, 0, &h2, NULL), MVCC_OK);
+    assert_int_equal(h1.hash, h2.hash);
+    assert_int_equal(st2.applied_index, 7);
+
+    /* stale: a put commits between the copy and its install */
+    uint64_t st = 0;
+    assert_int_equal(mvcc_defrag_copy(f->s, &st, NULL), MVCC_OK);
+    int64_t rev = put(f, "after-copy", "1");
+    cord_error err;
+    assert_int_equal(mvcc_defrag_install(f->s, st, &err), MVCC_EBUSY);
+    assert_non_null(strstr(err.msg, "written during"));
+    assert_int_not_equal(access(path, F_OK), 0);
+    assert_true(get(f, "after-copy", 0, &kv));
+    assert_int_equal(kv.mod_revision, rev);
+
+    /* a copy that is not installed is removed */
+    assert_int_equal(mvcc_defrag_copy(f->s, &st, NULL), MVCC_OK);
+    mvcc_defrag_discard(f->s);
+    assert_int_not_equal(access(path, F_OK), 0);
+    assert_true(get(f, "after-copy", 0, &kv));
+}
+
 static void test_big_values(void **state)
 {
     fx *f = *state;
@@ -1925,6 +1998,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),
         cmocka_unit_test_setup_teardown(test_image_pins_its_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defrag_keeps_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_defrag_in_two_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_values, setup, teardown),
         cmocka_unit_test(test_not_a_store),
         cmocka_unit_test_setup_teardown(test_release_thread, setup, teardown),

@@ -230,8 +230,7 @@ static void test_unreachable_follower_is_probed(void **state)
         assert_int_equal(fx_inject(f, &old), 0);
         fx_ready(f, 1);
     }
-    assert_int_equal(fx_count(f, mark, (fx_match){.type = RAFT_MSG_APPEND, .from = 1, .to = 3}),
-                     1);
+    assert_int_equal(fx_count(f, mark, (fx_match){.type = RAFT_MSG_APPEND, .from = 1, .to = 3}), 1);
 
     /* the probe's own answer does: 3 catches up */
     fx_release(f, hold);
@@ -607,6 +606,33 @@ static void test_unsynced_entries_lost_on_crash_were_never_acked(void **state)
     fx_free(f);
 }
 
+/* A leader whose applies are held (its store is being defragmented) keeps its followers:
+ * it commits, heartbeats and replicates, hands out nothing to apply, and applies it all,
+ * in order, once released. */
+static void test_held_applies(void **state)
+{
+    (void)state;
+    raft_config c = fx_config();
+    fx *f = fx_new(3, &c);
+    fx_elect(f, 1);
+    uint64_t term = fx_term(f, 1);
+    raft_set_apply_held(fx_node_of(f, 1)->r, true);
+    assert_int_equal(fx_propose(f, 1, "h1"), 0);
+    assert_int_equal(fx_propose(f, 2, "h2"), 0); /* forwarded */
+    fx_stabilize(f);
+    assert_int_equal(fx_commit(f, 1), IDX(3));
+    assert_false(fx_applied(f, 1, "h1"));
+    assert_true(fx_applied(f, 2, "h1") && fx_applied(f, 3, "h2"));
+    fx_tick(f, 0, 10 * (int)c.election_ticks); /* all members tick: no election */
+    assert_int_equal(fx_term(f, 2), term);
+    assert_int_equal(fx_agreed_leader(f), 1);
+    assert_false(fx_applied(f, 1, "h2"));
+    raft_set_apply_held(fx_node_of(f, 1)->r, false);
+    fx_stabilize(f);
+    assert_true(fx_applied(f, 1, "h1") && fx_applied(f, 1, "h2"));
+    fx_free(f);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_new_leader_appends_empty_entry),
     cmocka_unit_test(test_commit_needs_durable_majority),
@@ -621,6 +647,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_figure8_no_commit_of_old_term_by_counting),
     cmocka_unit_test(test_single_member_commits_after_persistence),
     cmocka_unit_test(test_unsynced_entries_lost_on_crash_were_never_acked),
+    cmocka_unit_test(test_held_applies),
 };
 
 RAFT_TEST_GROUP(raft_replication_group, "replication", tests);
