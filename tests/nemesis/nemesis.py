@@ -30,6 +30,7 @@ passes, 1 when one fails, 2 when the harness itself could not run.
 """
 import argparse
 import ctypes
+import hashlib
 import json
 import os
 import random
@@ -49,7 +50,11 @@ CLIENT_PORT = 2379
 PEER_PORT = 2380
 ELECTION_MS = 500
 HEARTBEAT_MS = 50
-NEMESES = ("kill", "pause", "partition", "member", "failpoint", "eio")
+NEMESES = ("kill", "pause", "partition", "member", "failpoint", "eio", "maint")
+# Every member runs with the Maintenance copies slowed down, so that a defragmenting member
+# (nem_maint) holds its applies for a while as the writes go on, and a snapshot's copy runs
+# beside them. These fire only on Defragment and Snapshot calls, which only nem_maint makes.
+MAINT_FAILPOINTS = "maint-defrag-copy=sleep(1500),maint-snapshot-copy=sleep(500)"
 PARTITIONS = ("isolate", "split", "bridge", "oneway", "loss")
 FAILPOINTS = ("wal-before-write", "wal-after-write", "wal-torn-write", "wal-before-fsync",
               "wal-after-fsync", "wal-before-segment-rename", "mvcc-before-commit",
@@ -200,9 +205,7 @@ class Member:
         if self.h.log_memory_bytes is not None:
             args += ["--log-memory-bytes", str(self.h.log_memory_bytes)]
         env = dict(os.environ)
-        env.pop("CORD_FAILPOINTS", None)
-        if failpoint:
-            env["CORD_FAILPOINTS"] = failpoint
+        env["CORD_FAILPOINTS"] = MAINT_FAILPOINTS + ("," + failpoint if failpoint else "")
         self.failpoint = failpoint
         self.expected_exit = False
         with open(self.log_path, "ab") as log:
@@ -564,6 +567,41 @@ class Harness:
             m.start(self.initial_cluster(), "existing")
             self.event("failpoint-restart", target=m.name, crashed=crashed)
         return {"target": m.name, "failpoints": spec}, heal
+
+    def nem_maint(self, rng, sub):
+        """Defragment a member, or stream a snapshot from it, while the clients write (the
+        copies are slowed by MAINT_FAILPOINTS). A snapshot whose trailing SHA-256 does not
+        match what came before it is a failure; the outcome of each call is an event."""
+        m = self.pick_target(rng)
+        if m is None:
+            return None
+        call = sub or rng.choice(("defrag", "snapshot"))
+        result = {}
+
+        def work():
+            c = Conn(m.endpoint)
+            try:
+                if call == "defrag":
+                    c.maint.Defragment(etcdrpc.DefragmentRequest(), timeout=30)
+                else:
+                    data = b"".join(r.blob for r in c.maint.Snapshot(etcdrpc.SnapshotRequest(),
+                                                                     timeout=60))
+                    result["bytes"] = len(data)
+                    if len(data) < 32 or hashlib.sha256(data[:-32]).digest() != data[-32:]:
+                        self.problem("snapshot from %s: %d bytes whose SHA-256 does not match"
+                                     % (m.name, len(data)))
+                result["ok"] = True
+            except grpc.RpcError as e:
+                result["error"] = str(e.code())
+            finally:
+                c.close()
+        t = threading.Thread(target=work, daemon=True)
+        t.start()
+
+        def heal():
+            t.join(timeout=60)
+            self.event("maint-done", target=m.name, call=call, **result)
+        return {"target": m.name, "call": call}, heal
 
     def fill_log(self, down, n):
         """Write n small values (outside the checked keys) through the other

@@ -46,7 +46,8 @@ def assert_passed(rc, verdict, output):
 
 
 @pytest.mark.parametrize("kind,seed", [("kill", 101), ("pause", 102), ("partition", 103),
-                                       ("member", 104), ("failpoint", 105), ("eio", 107)])
+                                       ("member", 104), ("failpoint", 105), ("eio", 107),
+                                       ("maint", 108)])
 def test_nemesis(tmp_path, kind, seed):
     # members that join get the store by snapshot: with long keys, to carry hashed ones
     extra = ["--long-keys"] if kind == "member" else []
@@ -75,5 +76,5 @@ def test_unsafe_reads_are_caught(tmp_path):
 
 def test_all_nemeses(tmp_path):
     """Every kind of fault in one schedule (the sanitizer build runs this one)."""
-    assert_passed(*nemesis(tmp_path, "kill,pause,partition,member,failpoint,eio", 106, seconds=30,
+    assert_passed(*nemesis(tmp_path, "kill,pause,partition,member,failpoint,eio,maint", 106, seconds=30,
                            extra=["--long-keys"]))
