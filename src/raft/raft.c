@@ -2715,6 +2715,11 @@ uint64_t raft_term(const raft *r)
     return r->term;
 }
 
+uint64_t raft_apply_gap(const raft *r)
+{
+    return r->commit > r->applied ? r->commit - r->applied : 0;
+}
+
 uint64_t raft_log_term(const raft *r, uint64_t index)
 {
     return term_at(r, index);

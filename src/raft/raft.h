@@ -432,6 +432,8 @@ void raft_get_status(const raft *r, raft_status *st);
 const raft_conf *raft_get_conf(const raft *r);
 raft_id raft_leader(const raft *r);
 uint64_t raft_term(const raft *r);
+/* Entries committed but not yet handed out in rd.committed (held, or waiting for durability). */
+uint64_t raft_apply_gap(const raft *r);
 /* Term of the entry at index, 0 if unknown (compacted or beyond the log). */
 uint64_t raft_log_term(const raft *r, uint64_t index);
 /* Points *e at the entry at index. Returns 0, RAFT_ECOMPACTED, RAFT_EINVAL. */

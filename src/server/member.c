@@ -268,6 +268,11 @@ int member_propose_own(member *m, uint8_t kind, const uint8_t *req, size_t len)
     return propose_entry(m, kind, 0, req, len);
 }
 
+/* As etcd (maxGapBetweenApplyAndCommitIndex): while a member's applies lag its commits by more
+ * than this many entries (a defragmentation holds them), its clients' proposals are refused
+ * rather than kept in memory behind them. */
+#define MAX_APPLY_GAP 5000
+
 static waiter *propose_common(member *m, api_call *call, uint8_t kind, const uint8_t *req,
                               size_t len, bool streaming)
 {
@@ -277,6 +282,10 @@ static waiter *propose_common(member *m, api_call *call, uint8_t kind, const uin
     }
     if (len > m->cfg.max_request_bytes) {
         member_reply_error(call, 3, "etcdserver: request is too large");
+        return NULL;
+    }
+    if (call && raft_apply_gap(m->r) > MAX_APPLY_GAP) {
+        member_reply_error(call, 8, "etcdserver: too many requests");
         return NULL;
     }
     if (!call) { /* the member's own request: nobody waits */
@@ -571,8 +580,7 @@ static void compact_step(member *m)
 {
     mvcc_status st;
     if (m->failed || m->defrag || /* the store must not change under its copy */
-        mvcc_status_revisions(storage_mvcc(m->st), &st) != MVCC_OK ||
-        !st.compaction_pending)
+        mvcc_status_revisions(storage_mvcc(m->st), &st) != MVCC_OK || !st.compaction_pending)
         return;
     bool done = false;
     cord_error e;

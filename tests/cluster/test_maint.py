@@ -390,3 +390,38 @@ def test_defrag_keeps_the_leader(tmp_path):
         assert c.etcdctl("put", "after", "2", endpoints=lead).stdout.strip() == "OK"
     finally:
         c.stop()
+
+
+def test_held_applies_bound_the_leaders_proposals(tmp_path):
+    """While a leader's applies are held, its commits run ahead of them; past 5,000 entries
+    its own clients' writes are refused ("too many requests", as etcd does), rather than kept
+    in memory behind the copy. Once the defragmentation is done they are taken again."""
+    import subprocess
+    from conftest import CORD, ETCDCTL
+    bench = os.path.join(os.path.dirname(CORD), "cord-bench")
+    c = Cluster(tmp_path / "c", 3)
+    c.start(env={"CORD_FAILPOINTS": "maint-defrag-copy=1*sleep(15000)"})
+    try:
+        c.status()
+        lead = c.leader_endpoint()
+        follower = next(m.client_url for m in c.members if m.client_url != lead)
+        defrag = subprocess.Popen([ETCDCTL, "--endpoints", lead, "--command-timeout=60s",
+                                   "defrag"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, env=dict(os.environ, ETCDCTL_API="3"))
+        try:
+            time.sleep(0.5)
+            p = subprocess.run([bench, "put", "--endpoints", follower.replace("http://", ""),
+                                "--conns", "2", "--clients", "32", "--total", "6000", "-q"],
+                               capture_output=True, text=True, timeout=60)
+            assert p.returncode == 0, p.stdout + p.stderr
+            refused = c.etcdctl("put", "k", "v", endpoints=lead, check=False)
+            assert defrag.poll() is None  # still copying: the test saw what it meant to
+            assert refused.returncode != 0 and "too many requests" in refused.stderr, refused
+            out, _ = defrag.communicate(timeout=60)
+        finally:
+            if defrag.poll() is None:
+                defrag.kill()
+        assert defrag.returncode == 0, out
+        assert c.etcdctl("put", "k", "v", endpoints=lead).stdout.strip() == "OK"
+    finally:
+        c.stop()
