@@ -425,3 +425,24 @@ def test_held_applies_bound_the_leaders_proposals(tmp_path):
         assert c.etcdctl("put", "k", "v", endpoints=lead).stdout.strip() == "OK"
     finally:
         c.stop()
+
+
+def test_defrag_copy_failure(tmp_path):
+    """A defragmentation whose copy fails (a full disk) answers with an error and leaves no
+    copy behind; the member applies what it held meanwhile and a later one succeeds."""
+    c = Cluster(tmp_path / "c", 1)
+    c.start(env={"CORD_FAILPOINTS": "maint-defrag-copy=1*error(ENOSPC)"})
+    try:
+        for i in range(20):
+            c.etcdctl("put", "cf/%02d" % i, "v")
+        p = c.etcdctl("defrag", check=False)
+        assert p.returncode != 0, p.stdout
+        member_dir = os.path.join(c.members[0].data_dir, "member")
+        leftovers = [f for _, _, fs in os.walk(member_dir) for f in fs if f.endswith(".defrag")]
+        assert leftovers == []
+        assert c.etcdctl("put", "cf/after", "1").stdout.strip() == "OK"
+        keys = c.etcdctl("get", "cf/", "--prefix", "--keys-only").stdout.split()
+        assert len(keys) == 21
+        assert "Finished defragmenting" in c.etcdctl("defrag").stdout
+    finally:
+        c.stop()
