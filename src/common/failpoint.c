@@ -16,7 +16,7 @@ enum { FP_UNINIT = 0, FP_INACTIVE = 1, FP_ACTIVE = 2 };
 struct failpoint {
     char name[FAILPOINT_NAME_MAX];
     enum failpoint_action action;
-    int err;      /* errno for FAILPOINT_ERROR, milliseconds for FAILPOINT_SLEEP */
+    int arg;      /* errno for FAILPOINT_ERROR, milliseconds for FAILPOINT_SLEEP */
     uint64_t nth; /* 0 = every hit; else only the nth */
     _Atomic uint64_t hits;
 };
@@ -66,14 +66,14 @@ static int fp_parse_action(const char *s, size_t len, struct failpoint *fp, cord
         len -= (size_t)(star - s) + 1;
         s = star + 1;
     }
-    fp->err = 0;
+    fp->arg = 0;
     if (len == 3 && memcmp(s, "off", 3) == 0) {
         fp->action = FAILPOINT_NONE;
     } else if (len == 5 && memcmp(s, "crash", 5) == 0) {
         fp->action = FAILPOINT_CRASH;
     } else if (len >= 5 && memcmp(s, "error", 5) == 0) {
         fp->action = FAILPOINT_ERROR;
-        fp->err = EIO;
+        fp->arg = EIO;
         if (len > 5) {
             if (len < 8 || s[5] != '(' || s[len - 1] != ')') {
                 return cord_error_set(err, FAILPOINT_EINVAL, 0, "failpoint %s: bad action '%.*s'",
@@ -84,13 +84,13 @@ static int fp_parse_action(const char *s, size_t len, struct failpoint *fp, cord
             uint64_t num;
             int found = 0;
             if (fp_parse_uint(arg, arglen, &num) == 0 && num > 0 && num < 4096) {
-                fp->err = (int)num;
+                fp->arg = (int)num;
                 found = 1;
             }
             for (size_t i = 0; !found && i < sizeof fp_errnos / sizeof fp_errnos[0]; i++) {
                 if (strlen(fp_errnos[i].name) == arglen &&
                     memcmp(fp_errnos[i].name, arg, arglen) == 0) {
-                    fp->err = fp_errnos[i].value;
+                    fp->arg = fp_errnos[i].value;
                     found = 1;
                 }
             }
@@ -108,7 +108,7 @@ static int fp_parse_action(const char *s, size_t len, struct failpoint *fp, cord
                                   (int)len, s);
         }
         fp->action = FAILPOINT_SLEEP;
-        fp->err = (int)ms;
+        fp->arg = (int)ms;
     } else {
         return cord_error_set(err, FAILPOINT_EINVAL, 0,
                               "failpoint %s: unknown action '%.*s' (off, crash, error[(E)], "
@@ -208,11 +208,11 @@ enum failpoint_action failpoint_eval(const char *name, int *err_out)
         return FAILPOINT_NONE;
     }
     if (fp->action == FAILPOINT_ERROR && err_out != NULL) {
-        *err_out = fp->err;
+        *err_out = fp->arg;
     }
     if (fp->action == FAILPOINT_SLEEP) {
-        struct timespec ts = {.tv_sec = fp->err / 1000,
-                              .tv_nsec = (long)(fp->err % 1000) * 1000000};
+        struct timespec ts = {.tv_sec = fp->arg / 1000,
+                              .tv_nsec = (long)(fp->arg % 1000) * 1000000};
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
         }
     }
@@ -261,7 +261,7 @@ int failpoint_configure(const char *spec, cord_error *err)
     for (size_t i = 0; i < count; i++) {
         memcpy(fp_table[i].name, scratch[i].name, sizeof fp_table[i].name);
         fp_table[i].action = scratch[i].action;
-        fp_table[i].err = scratch[i].err;
+        fp_table[i].arg = scratch[i].arg;
         fp_table[i].nth = scratch[i].nth;
         atomic_store(&fp_table[i].hits, 0);
     }

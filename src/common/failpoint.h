@@ -34,7 +34,8 @@
  *   wal-before-release-unlink
  *   snap-before-write snap-before-fsync snap-before-rename snap-after-rename
  *   lease-before-expiry-revoke (error: the leader skips that revoke this time)
- *   maint-snapshot-copy (Maintenance.Snapshot's copy of the store, on its worker)
+ *   storage-copy-store (storage_copy_store, on Maintenance.Snapshot's worker)
+ *   maint-defrag-copy (after Defragment's copy, on its worker)
  */
 #ifndef CORD_COMMON_FAILPOINT_H
 #define CORD_COMMON_FAILPOINT_H

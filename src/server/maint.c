@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "common/failpoint.h"
-#include "common/fileio.h"
 #include "common/log.h"
 
 #include "etcdserverpb/rpc.pb-c.h"
@@ -356,7 +355,6 @@ static void on_defragment(api_call *call, const uint8_t *msg, size_t len, void *
  * client holds no read transaction of the store: only its temporary file. */
 #define SNAP_CHUNK_BYTES (64 * 1024)
 #define SNAP_MAX_PENDING (1024 * 1024)
-#define SNAP_COPY_BYTES  (1024 * 1024)
 
 typedef struct snap_stream {
     member *m;
@@ -366,10 +364,8 @@ typedef struct snap_stream {
     EVP_MD_CTX *sha;
     uv_timer_t timer;
     bool closing;
-    /* the copy, on a worker: its inputs, then its outcome */
+    /* the copy, on a worker, and its outcome */
     uv_work_t work;
-    mvcc_store *mv;
-    unsigned max_free_percent;
     int copy_rc;
     cord_error copy_err;
     uint64_t applied_index;
@@ -462,54 +458,23 @@ static void on_snapshot_closed(api_call *call, void *ud)
         s->call = NULL; /* the pump notices and stops */
 }
 
-/* On a worker: the newest committed state of the store into s->fd. As for Raft snapshots
- * (storage_snapshot_work), that is the store's file as it is, read with pread so the copy
- * adds nothing to the member's resident set, unless much of it is free pages: then a
- * compacting copy. Both only read the store's environment, which is safe beside the loop's
- * writes; calls that would move it wait for the copy. */
+/* On a worker: the newest committed state of the store into s->fd (storage_copy_store). */
 static void snap_copy_work(uv_work_t *w)
 {
     snap_stream *s = w->data;
-    mvcc_image *im = NULL;
-    mvcc_image_info info;
-    int rc = mvcc_image_open(s->mv, s->max_free_percent, &im, &info, &s->copy_err);
-    int fp = rc == MVCC_OK ? failpoint_hit("maint-snapshot-copy") : 0; /* an image is pinned */
-    if (fp != 0) {
-        mvcc_image_close(im);
-        rc = cord_error_set(&s->copy_err, MVCC_EIO, fp, "mvcc: copy the store");
-    } else if (rc == MVCC_OK && im == NULL) {
-        s->compacted = true;
-        rc = mvcc_snapshot_copy(s->mv, s->fd, &s->applied_index, NULL, &s->copy_err);
-    } else if (rc == MVCC_OK) {
-        s->applied_index = info.applied_index;
-        uint8_t *buf = malloc(SNAP_COPY_BYTES);
-        if (!buf)
-            rc = cord_error_set(&s->copy_err, MVCC_ENOMEM, 0, "mvcc: out of memory");
-        for (uint64_t off = 0; rc == MVCC_OK && off < info.size;) {
-            size_t got = 0;
-            rc = mvcc_image_read(im, off, buf, SNAP_COPY_BYTES, &got, &s->copy_err);
-            if (rc != MVCC_OK)
-                break;
-            int werr = got ? fileio_pwrite_all(s->fd, buf, got, off) : EIO;
-            if (werr != 0)
-                rc = cord_error_set(&s->copy_err, MVCC_EIO, werr, "mvcc: write the copy");
-            off += got;
-        }
-        free(buf);
-        mvcc_image_close(im);
-    }
-    s->copy_rc = rc;
+    s->copy_rc =
+        storage_copy_store(s->m->st, s->fd, &s->applied_index, &s->compacted, &s->copy_err);
 }
 
 static void snap_copy_done(uv_work_t *w, int status)
 {
     snap_stream *s = w->data;
     member *m = s->m;
-    if (status != 0 && s->copy_rc == MVCC_OK)
-        s->copy_rc = cord_error_set(&s->copy_err, MVCC_EIO, 0, "the copy was canceled");
+    if (status != 0 && s->copy_rc == STORAGE_OK)
+        s->copy_rc = cord_error_set(&s->copy_err, STORAGE_EIO, 0, "the copy was canceled");
     if (!s->call || m->stopping) {
         snap_stream_end(s);
-    } else if (s->copy_rc != MVCC_OK) {
+    } else if (s->copy_rc != STORAGE_OK) {
         log_warn("snapshot: %s", s->copy_err.msg);
         api_call_finish(s->call, 13, "etcdserver: snapshot failed");
         snap_stream_end(s);
@@ -560,8 +525,6 @@ static void on_snapshot(api_call *call, const uint8_t *msg, size_t len, void *ud
     s->call = call;
     s->fd = fd;
     s->sha = sha;
-    s->mv = storage_mvcc(m->st);
-    s->max_free_percent = storage_image_max_free_percent(m->st);
     uv_timer_init(m->loop, &s->timer);
     s->timer.data = s;
     s->work.data = s;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/bytes.h"
+#include "common/failpoint.h"
 #include "common/fileio.h"
 #include "snap/snap.h"
 
@@ -1267,38 +1268,55 @@ int storage_snapshot_begin(storage *st, raft *r, bool *started, cord_error *err)
     return STORAGE_OK;
 }
 
+/* Opens the source of a copy of the store's newest committed state: the store's file as it
+ * is, read with pread, unless much of it is free pages: then a compacting copy (through the
+ * map) into scratch_fd is worth its cost, and that file is the source (*compacted). Fills
+ * *info (free_bytes is the store's) and the index and term the copy holds. */
+static int copy_source_open(storage *st, int scratch_fd, copy_source *from, mvcc_image_info *info,
+                            uint64_t *index, uint64_t *term, bool *compacted, cord_error *err)
+{
+    cord_error e;
+    memset(from, 0, sizeof *from);
+    memset(info, 0, sizeof *info);
+    from->fd = scratch_fd;
+    *compacted = false;
+    int mrc = mvcc_image_open(st->mv, st->image_max_free_percent, &from->image, info, &e);
+    if (mrc == MVCC_OK && from->image != NULL) {
+        *index = info->applied_index;
+        *term = info->applied_term;
+        from->size = info->size;
+        return STORAGE_OK;
+    }
+    if (mrc == MVCC_OK) {
+        *compacted = true;
+        mrc = mvcc_snapshot_copy(st->mv, scratch_fd, index, term, &e);
+    }
+    if (mrc != MVCC_OK) {
+        return wrap(err, code_from_mvcc(mrc), &e, "storage: copy the store: ");
+    }
+    off_t size = lseek(scratch_fd, 0, SEEK_END);
+    if (size < 0) {
+        return cord_error_set(err, STORAGE_EIO, errno, "storage: lseek the store copy");
+    }
+    from->size = (uint64_t)size;
+    return STORAGE_OK;
+}
+
 void storage_snapshot_work(storage *st)
 {
     struct snapshot_job *j = &st->job;
     assert(j->active);
-    cord_error e;
-    copy_source from = {.fd = j->fd};
+    copy_source from;
     mvcc_image_info info;
-    memset(&info, 0, sizeof info);
-    /* The store's file as it is, read with pread, unless much of it is free pages: then a
-     * compacting copy (through the map, into the scratch file) is worth its cost. */
-    int mrc = mvcc_image_open(st->mv, st->image_max_free_percent, &from.image, &info, &e);
-    if (mrc == MVCC_OK && from.image != NULL) {
-        j->index = info.applied_index;
-        j->term = info.applied_term;
-        from.size = info.size;
-    } else if (mrc == MVCC_OK) {
-        mrc = mvcc_snapshot_copy(st->mv, j->fd, &j->index, &j->term, &e);
-        off_t size = mrc == MVCC_OK ? lseek(j->fd, 0, SEEK_END) : 0;
-        if (size < 0) {
-            j->rc = cord_error_set(&j->err, STORAGE_EIO, errno, "storage: lseek the store copy");
-            return;
-        }
-        from.size = (uint64_t)size;
-        j->made.compacted = true;
+    bool compacted;
+    j->rc = copy_source_open(st, j->fd, &from, &info, &j->index, &j->term, &compacted, &j->err);
+    if (j->rc != STORAGE_OK) {
+        return;
     }
+    j->made.compacted = compacted;
     j->made.index = j->index;
     j->made.data_bytes = from.size;
     j->made.free_bytes = info.free_bytes;
-    if (mrc != MVCC_OK) {
-        j->rc = wrap(&j->err, code_from_mvcc(mrc), &e, "storage: copy the store: ");
-        return;
-    }
     if (atomic_load(&st->conf_applied)) {
         /* the configuration in force at the copy's index may not be j->conf */
         j->gave_up = true;
@@ -1306,6 +1324,44 @@ void storage_snapshot_work(storage *st)
         j->rc = write_snapshot_file(st->snap_dir, &from, j->index, j->term, &j->conf, &j->err);
     }
     mvcc_image_close(from.image);
+}
+
+int storage_copy_store(storage *st, int fd, uint64_t *applied_index, bool *compacted,
+                       cord_error *err)
+{
+    copy_source from;
+    mvcc_image_info info;
+    uint64_t term;
+    int rc = copy_source_open(st, fd, &from, &info, applied_index, &term, compacted, err);
+    if (rc != STORAGE_OK) {
+        return rc;
+    }
+    int fp = failpoint_hit("storage-copy-store"); /* with an image, the state is pinned */
+    if (fp != 0) {
+        rc = cord_error_set(err, STORAGE_EIO, fp, "storage: copy the store");
+    }
+    uint8_t *buf = NULL;
+    if (rc == STORAGE_OK && from.image != NULL) { /* a compacting copy is in fd already */
+        buf = malloc(STORAGE_COPY_CHUNK);
+        if (buf == NULL) {
+            rc = cord_error_set(err, STORAGE_ENOMEM, 0, "storage: out of memory");
+        }
+        for (uint64_t off = 0; rc == STORAGE_OK && off < from.size;) {
+            size_t got = 0;
+            rc = copy_source_read(&from, off, buf, STORAGE_COPY_CHUNK, &got, err);
+            if (rc == STORAGE_OK && got == 0) {
+                rc = cord_error_set(err, STORAGE_EIO, 0, "storage: the store copy shrank");
+            }
+            int werr = rc == STORAGE_OK ? fileio_pwrite_all(fd, buf, got, off) : 0;
+            if (werr != 0) {
+                rc = cord_error_set(err, STORAGE_EIO, werr, "storage: write the store copy");
+            }
+            off += got;
+        }
+    }
+    free(buf);
+    mvcc_image_close(from.image);
+    return rc;
 }
 
 storage_snapshot_made storage_last_snapshot_made(const storage *st)
@@ -1486,11 +1542,6 @@ int storage_read_snapshot_chunk(storage *st, uint64_t index, uint64_t offset, ui
 mvcc_store *storage_mvcc(storage *st)
 {
     return st->mv;
-}
-
-unsigned storage_image_max_free_percent(const storage *st)
-{
-    return st->image_max_free_percent;
 }
 
 void storage_applied_get(const storage *st, uint64_t *index, uint64_t *term)

@@ -337,8 +337,14 @@ int storage_read_entries(storage *st, uint64_t from, uint64_t max_bytes, raft_en
 
 /* The MVCC store (reads; do not open batches on it). */
 mvcc_store *storage_mvcc(storage *st);
-/* storage_options.snapshot_image_max_free_percent as in force (the default filled in). */
-unsigned storage_image_max_free_percent(const storage *st);
+/* Writes the store's newest committed state into fd (a new regular file, from offset 0), as
+ * a store file that `cord snapshot restore` takes. Safe on a worker thread while the owner
+ * goes on, like storage_snapshot_work, and with the same choice: the store's file as it is
+ * (read with pread; nothing added to the resident set), unless more of it than
+ * snapshot_image_max_free_percent is free pages: then a compacting copy (*compacted).
+ * *applied_index: what the copy holds. Errors: STORAGE_EIO, STORAGE_ENOMEM. */
+int storage_copy_store(storage *st, int fd, uint64_t *applied_index, bool *compacted,
+                       cord_error *err);
 
 /* Index and term of the last applied entry. */
 void storage_applied_get(const storage *st, uint64_t *index, uint64_t *term);

@@ -233,6 +233,15 @@ def test_peer_port_taken_exits_nonzero(tmp_path):
     assert "cannot start" in p.stderr and str(port) in p.stderr
 
 
+def _etcdctl_bg(endpoints, timeout, *args):
+    """etcdctl in the background: the Popen, its output (stdout and stderr) as text."""
+    import subprocess
+    from conftest import ETCDCTL
+    return subprocess.Popen([ETCDCTL, "--endpoints", endpoints, "--command-timeout=" + timeout]
+                            + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=dict(os.environ, ETCDCTL_API="3"))
+
+
 def _restore_and_list(tmp_path, path, prefix):
     """`cord snapshot restore` of path into a new one-member cluster: the keys under prefix."""
     import subprocess
@@ -253,10 +262,8 @@ def test_snapshot_copy_runs_beside_the_member(tmp_path):
     """The store's copy for a Maintenance snapshot is made on a worker: while it takes 4 s
     (a failpoint sleeps in it), the member answers puts and gets, and the snapshot it then
     sends holds the state of when it began."""
-    import subprocess
-    from conftest import ETCDCTL
     c = Cluster(tmp_path / "c", 1)
-    c.start(env={"CORD_FAILPOINTS": "maint-snapshot-copy=1*sleep(4000)"})
+    c.start(env={"CORD_FAILPOINTS": "storage-copy-store=1*sleep(4000)"})
     try:
         import etcd3
         cl = etcd3.client(host="127.0.0.1", port=c.members[0].client_port, timeout=10)
@@ -265,10 +272,7 @@ def test_snapshot_copy_runs_beside_the_member(tmp_path):
         cl.close()
         path = str(tmp_path / "beside.db")
         t0 = time.monotonic()
-        save = subprocess.Popen([ETCDCTL, "--endpoints", c.endpoints, "--command-timeout=30s",
-                                 "snapshot", "save", path], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True,
-                                env=dict(os.environ, ETCDCTL_API="3"))
+        save = _etcdctl_bg(c.endpoints, "30s", "snapshot", "save", path)
         try:
             time.sleep(1.0)  # the request has reached the member; the copy sleeps until t0+4
             t1 = time.monotonic()
@@ -298,7 +302,7 @@ def test_snapshot_copy_failure_and_compacting_copy(tmp_path):
     """A copy that fails is answered with an error and nothing else changes; a store that is
     mostly free pages is sent as a compacting copy, which restores."""
     c = Cluster(tmp_path / "c", 1)
-    c.start(env={"CORD_FAILPOINTS": "maint-snapshot-copy=1*error(ENOSPC)"})
+    c.start(env={"CORD_FAILPOINTS": "storage-copy-store=1*error(ENOSPC)"})
     try:
         path = str(tmp_path / "s.db")
         p = c.etcdctl("snapshot", "save", path, check=False)
@@ -325,14 +329,9 @@ def test_snapshot_copy_failure_and_compacting_copy(tmp_path):
 def test_stop_waits_for_a_snapshot_copy(tmp_path):
     """SIGTERM while a snapshot's copy is on its worker: the member waits for it, then exits
     cleanly."""
-    import subprocess
-    from conftest import ETCDCTL
     c = Cluster(tmp_path / "c", 1)
-    c.start(env={"CORD_FAILPOINTS": "maint-snapshot-copy=1*sleep(3000)"})
-    save = subprocess.Popen([ETCDCTL, "--endpoints", c.endpoints, "--command-timeout=6s",
-                             "snapshot", "save", str(tmp_path / "x.db")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=dict(os.environ, ETCDCTL_API="3"))
+    c.start(env={"CORD_FAILPOINTS": "storage-copy-store=1*sleep(3000)"})
+    save = _etcdctl_bg(c.endpoints, "6s", "snapshot", "save", str(tmp_path / "x.db"))
     try:
         time.sleep(1.0)
         t0 = time.monotonic()
@@ -350,9 +349,7 @@ def test_defrag_keeps_the_leader(tmp_path):
     """A leader's defragmentation copies its store on a worker with its applies held: while the
     copy takes 3 s (a failpoint sleeps in it), the leader keeps its term and its followers, a
     put through a follower completes, and the leader applies it once the copy is in place."""
-    import subprocess
     import etcd3
-    from conftest import ETCDCTL
     c = Cluster(tmp_path / "c", 3)
     c.start(env={"CORD_FAILPOINTS": "maint-defrag-copy=1*sleep(3000)"})
     try:
@@ -366,9 +363,7 @@ def test_defrag_keeps_the_leader(tmp_path):
         cl.delete_prefix("df/")
         cl.close()
         t0 = time.monotonic()
-        defrag = subprocess.Popen([ETCDCTL, "--endpoints", lead, "--command-timeout=30s",
-                                   "defrag"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True, env=dict(os.environ, ETCDCTL_API="3"))
+        defrag = _etcdctl_bg(lead, "30s", "defrag")
         try:
             time.sleep(1.0)  # the copy sleeps until t0 + 3
             t1 = time.monotonic()
@@ -397,7 +392,7 @@ def test_held_applies_bound_the_leaders_proposals(tmp_path):
     its own clients' writes are refused ("too many requests", as etcd does), rather than kept
     in memory behind the copy. Once the defragmentation is done they are taken again."""
     import subprocess
-    from conftest import CORD, ETCDCTL
+    from conftest import CORD
     bench = os.path.join(os.path.dirname(CORD), "cord-bench")
     c = Cluster(tmp_path / "c", 3)
     c.start(env={"CORD_FAILPOINTS": "maint-defrag-copy=1*sleep(15000)"})
@@ -405,9 +400,7 @@ def test_held_applies_bound_the_leaders_proposals(tmp_path):
         c.status()
         lead = c.leader_endpoint()
         follower = next(m.client_url for m in c.members if m.client_url != lead)
-        defrag = subprocess.Popen([ETCDCTL, "--endpoints", lead, "--command-timeout=60s",
-                                   "defrag"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True, env=dict(os.environ, ETCDCTL_API="3"))
+        defrag = _etcdctl_bg(lead, "60s", "defrag")
         try:
             time.sleep(0.5)
             p = subprocess.run([bench, "put", "--endpoints", follower.replace("http://", ""),

@@ -54,7 +54,7 @@ NEMESES = ("kill", "pause", "partition", "member", "failpoint", "eio", "maint")
 # Every member runs with the Maintenance copies slowed down, so that a defragmenting member
 # (nem_maint) holds its applies for a while as the writes go on, and a snapshot's copy runs
 # beside them. These fire only on Defragment and Snapshot calls, which only nem_maint makes.
-MAINT_FAILPOINTS = "maint-defrag-copy=sleep(1500),maint-snapshot-copy=sleep(500)"
+MAINT_FAILPOINTS = "maint-defrag-copy=sleep(1500),storage-copy-store=sleep(500)"
 PARTITIONS = ("isolate", "split", "bridge", "oneway", "loss")
 FAILPOINTS = ("wal-before-write", "wal-after-write", "wal-torn-write", "wal-before-fsync",
               "wal-after-fsync", "wal-before-segment-rename", "mvcc-before-commit",

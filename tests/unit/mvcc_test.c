@@ -1745,21 +1745,28 @@ static void test_image_pins_its_state(void **state)
     assert_int_equal(mvcc_defrag(f->s, &err), MVCC_OK); /* the lock was let go */
 }
 
-static void test_defrag_keeps_data(void **state)
+/* Four versions of 500 keys "<c>NNNN" (511-byte values of c) in one batch committed at
+ * index/term, then all compacted: a store with many free pages to defragment. */
+static void fill_then_compact(fx *f, char c, uint64_t index, uint64_t term)
 {
-    fx *f = *state;
     char val[512];
-    memset(val, 'x', sizeof(val) - 1);
+    memset(val, c, sizeof(val) - 1);
     val[sizeof(val) - 1] = 0;
     assert_int_equal(mvcc_batch_begin(f->s, NULL), MVCC_OK);
     char k[16];
     for (int v = 0; v < 4; v++)
         for (int i = 0; i < 500; i++) {
-            snprintf(k, sizeof(k), "f%04d", i);
+            snprintf(k, sizeof(k), "%c%04d", c, i);
             put(f, k, val);
         }
-    assert_int_equal(mvcc_batch_commit(f->s, 3, 1, NULL), MVCC_OK);
+    assert_int_equal(mvcc_batch_commit(f->s, index, term, NULL), MVCC_OK);
     compact_all(f, cur_rev(f));
+}
+
+static void test_defrag_keeps_data(void **state)
+{
+    fx *f = *state;
+    fill_then_compact(f, 'f', 3, 1);
     mvcc_hash_kv_result h1, h2;
     assert_int_equal(mvcc_hash_kv(f->s, 0, &h1, NULL), MVCC_OK);
     mvcc_status st1, st2;
@@ -1796,18 +1803,7 @@ static void *defrag_copy_thread(void *p)
 static void test_defrag_in_two_steps(void **state)
 {
     fx *f = *state;
-    char val[512];
-    memset(val, 'y', sizeof(val) - 1);
-    val[sizeof(val) - 1] = 0;
-    char k[16];
-    assert_int_equal(mvcc_batch_begin(f->s, NULL), MVCC_OK);
-    for (int v = 0; v < 4; v++)
-        for (int i = 0; i < 500; i++) {
-            snprintf(k, sizeof(k), "t%04d", i);
-            put(f, k, val);
-        }
-    assert_int_equal(mvcc_batch_commit(f->s, 7, 2, NULL), MVCC_OK);
-    compact_all(f, cur_rev(f));
+    fill_then_compact(f, 't', 7, 2);
     mvcc_hash_kv_result h1, h2;
     assert_int_equal(mvcc_hash_kv(f->s, 0, &h1, NULL), MVCC_OK);
     mvcc_status st1, st2;
